@@ -154,11 +154,17 @@ class GateQuant(Uint8ActPerTensorFloat):
 # Factories. Every quantized layer of every model is created here.
 
 
-def _tag(module: nn.Module, weight_bits: int | None = None, act_bits: int | None = None):
+def _tag(module: nn.Module, weight_bits: int | None = None, act_bits: int | None = None,
+         input_bits: int | None = None):
+    """Record the intended precision: ``expected_weight_bits`` / ``expected_act_bits`` are checked
+    against Brevitas by the tests; ``input_bits`` (the bit width of the layer's input, None for
+    float) is what the cost metrics use."""
     if weight_bits is not None:
         module.expected_weight_bits = weight_bits
     if act_bits is not None:
         module.expected_act_bits = act_bits
+    if input_bits is not None:
+        module.input_bits = input_bits
     return module
 
 
@@ -171,29 +177,32 @@ def binary_conv2d(
     conv = QuantConv2d(
         in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=False, weight_quant=quant
     )
-    return _tag(conv, weight_bits=1)
+    return _tag(conv, weight_bits=1, input_bits=1)
 
 
 def int_conv2d(
     in_ch: int, out_ch: int, kernel_size: int, bits: int, stride: int = 1, padding: int = 0,
-    per_channel: bool = True,
+    per_channel: bool = True, input_bits: int | None = None,
 ) -> QuantConv2d:
-    """k-bit weight convolution without bias (a following BN or bias module absorbs it)."""
+    """k-bit weight convolution without bias (a following BN or bias module absorbs it).
+
+    ``input_bits`` documents the bit width of the (already quantized) input, for the metrics."""
     quant = IntWeightPerChannel if per_channel else IntWeightPerTensor
     conv = QuantConv2d(
         in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=False,
         weight_quant=quant, weight_bit_width=bits,
     )
-    return _tag(conv, weight_bits=bits)
+    return _tag(conv, weight_bits=bits, input_bits=input_bits)
 
 
-def int_linear(in_features: int, out_features: int, bits: int, bias: bool = False) -> QuantLinear:
+def int_linear(in_features: int, out_features: int, bits: int, bias: bool = False,
+               input_bits: int | None = None) -> QuantLinear:
     """k-bit weight fully-connected layer; a bias, if any, is left in float (output scaling)."""
     fc = QuantLinear(
         in_features, out_features, bias=bias, weight_quant=IntWeightPerTensor,
         weight_bit_width=bits, bias_quant=None,
     )
-    return _tag(fc, weight_bits=bits)
+    return _tag(fc, weight_bits=bits, input_bits=input_bits)
 
 
 def binary_act(return_quant_tensor: bool = False) -> QuantIdentity:

@@ -43,6 +43,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import quant as q
+from ..errors import UserError
+
+
+def check_input(x: Tensor, shape: tuple[int, ...]) -> None:
+    """Raise a clear ``UserError`` unless ``x`` is an (N, *shape) image batch."""
+    if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise UserError(f"expected an input batch of shape (N, {', '.join(map(str, shape))}) "
+                        f"with values in [0, 1], got {got}")
 
 
 class LearnableBias(nn.Module):
@@ -112,10 +121,12 @@ class SqueezeExcite(nn.Module):
         self.hw = p.hw
         if p.hw:
             self.gap_quant = q.signed_act(p.gap_bits)  # shared by both GAPs (concat needs one scale)
-            self.fc1 = q.int_conv2d(2 * channels, hidden, 1, p.se_bits, per_channel=False)
+            self.fc1 = q.int_conv2d(2 * channels, hidden, 1, p.se_bits, per_channel=False,
+                                   input_bits=p.gap_bits)
             self.bias1 = LearnableBias(hidden)
             self.relu = q.unsigned_act(p.act_bits)
-            self.fc2 = q.int_conv2d(hidden, channels, 1, p.se_bits, per_channel=False)
+            self.fc2 = q.int_conv2d(hidden, channels, 1, p.se_bits, per_channel=False,
+                                   input_bits=p.act_bits)
             self.bias2 = LearnableBias(channels)
             self.hard_sigmoid = Scale(1.0 / 6.0, 0.5)
             self.gate = q.gate_act(p.gate_bits)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import quant as q
-from .blocks import PReLU, Precision, Processor, identity_or
+from .blocks import PReLU, Precision, Processor, check_input, identity_or
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Stem(nn.Module):
         k = cfg.stem_kernel
         self.input_quant = q.input_quant()
         self.conv = q.int_conv2d(cfg.in_channels, cfg.widths[0], k, cfg.stem_bits,
-                                 stride=cfg.stem_stride, padding=k // 2)
+                                 stride=cfg.stem_stride, padding=k // 2, input_bits=8)
         self.bn = nn.BatchNorm2d(cfg.widths[0])
         self.trunk = trunk
         self.pool = nn.MaxPool2d(3, 2, 1) if cfg.stem_pool else None
@@ -121,7 +121,7 @@ class Head(nn.Module):
         self.act = PReLU(channels, nonneg=hw)
         self.pre_quant = identity_or(hw, q.signed_act, bits)
         self.gap_quant = q.signed_act(bits)
-        self.fc = q.int_linear(channels, num_classes, bits, bias=not hw)
+        self.fc = q.int_linear(channels, num_classes, bits, bias=not hw, input_bits=bits)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.adaptive_avg_pool2d(self.pre_quant(self.act(x)), 1)
@@ -161,7 +161,7 @@ class BNext18Block(nn.Module):
         shortcut = None
         if stride != 1 or in_ch != out_ch:
             if cfg.hw:
-                conv = q.int_conv2d(in_ch, out_ch, 1, cfg.stem_bits)
+                conv = q.int_conv2d(in_ch, out_ch, 1, cfg.stem_bits, input_bits=cfg.trunk_bits)
                 shortcut = nn.Sequential(nn.AvgPool2d(stride, stride), conv,
                                          nn.BatchNorm2d(out_ch), trunk)
             else:
@@ -213,6 +213,7 @@ class BNext(nn.Module):
         self.head = Head(w[-1], cfg.num_classes, cfg.head_bits, cfg.hw)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.cfg.input_shape)
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)

@@ -16,6 +16,8 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas_examples.bnn_pynq.models.CNV import CNV
 from torch import Tensor, nn
 
+from .blocks import check_input
+
 
 @dataclass(frozen=True)
 class CNVConfig:
@@ -54,6 +56,7 @@ class CNVNet(nn.Module):
         for m in self.net.modules():
             if isinstance(m, (QuantConv2d, QuantLinear)):
                 m.expected_weight_bits = cfg.weight_bits
+                m.input_bits = cfg.in_bits if first else cfg.act_bits
                 if first and pad:
                     m.padding = (pad, pad)
                 first = False
@@ -62,4 +65,5 @@ class CNVNet(nn.Module):
         self.net.conv_features[0].expected_act_bits = cfg.in_bits
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input(x, self.cfg.input_shape)
         return self.net(x)

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Checkpoint format: one ``torch.save`` dict, loadable with ``weights_only=True``.
+
+``{"format": 1, "model": name, "config": {field: value}, "state_dict": {...}, "extra": {...}}``
+The config holds only primitives, so the model is rebuilt from the registry, never unpickled.
+Writes are atomic (temporary file + rename): a crash never leaves a truncated checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import UserError
+from .models import create_model, get_spec
+
+FORMAT_VERSION = 1
+
+
+def config_dict(model: nn.Module) -> dict[str, Any]:
+    """The model's resolved config as primitives (tuples become lists)."""
+    return config_dict_of(model.cfg)
+
+
+def config_overrides(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields of ``config`` that differ from the registered default of ``name``."""
+    default = config_dict_of(get_spec(name).config)
+    return {k: v for k, v in config.items() if k in default and default[k] != v}
+
+
+def config_dict_of(cfg: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    d.pop("family", None)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> None:
+    atomic_save({
+        "format": FORMAT_VERSION,
+        "model": model.model_name,
+        "config": config_dict(model),
+        "state_dict": model.state_dict(),
+        "extra": extra,
+    }, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint dict (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise UserError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from None
+    if not isinstance(ckpt, dict) or {"model", "config", "state_dict"} - set(ckpt):
+        raise UserError(f"{str(path)!r} is not a bnn_brevitas checkpoint "
+                        "(expected keys 'model', 'config', 'state_dict')")
+    if ckpt.get("format", 0) > FORMAT_VERSION:
+        raise UserError(f"checkpoint {str(path)!r} has format {ckpt['format']}, "
+                        f"newer than this toolkit's {FORMAT_VERSION}")
+    return ckpt
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild the registry model of a checkpoint and load its weights (eval mode)."""
+    ckpt = read_checkpoint(path)
+    model = create_model(ckpt["model"], **config_overrides(ckpt["model"], ckpt["config"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise UserError(f"checkpoint {str(path)!r} does not match model {ckpt['model']!r}: {e}") \
+            from None
+    return model.eval()

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Small helpers shared by the command-line entry points."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["hw=true", "widths=[8,16]"]`` → ``{"hw": True, "widths": [8, 16]}`` (YAML values)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like FIELD=VALUE")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"cannot parse the value of override {item!r}: {e}") from None
+    return out
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr through rich when the CLI runs; library code only uses ``logging``."""
+    level = logging.DEBUG if verbose else logging.INFO
+    try:
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False)
+        fmt = "%(message)s"
+    except ImportError:  # pragma: no cover
+        handler, fmt = logging.StreamHandler(), "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
+    for noisy in ("matplotlib", "PIL", "onnxscript", "torch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

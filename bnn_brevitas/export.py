@@ -125,7 +125,6 @@ def compare_outputs(ref: np.ndarray, out: np.ndarray, ref_codes: np.ndarray | No
 
 
 def _raw_export(model: nn.Module, x: torch.Tensor, path: Path) -> None:
-    from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
@@ -133,6 +132,8 @@ def _raw_export(model: nn.Module, x: torch.Tensor, path: Path) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        from brevitas.export import export_qonnx
+
         export_qonnx(model, args=x, export_path=str(path), verbose=False)
     # load (pulling in any external data the exporter wrote) and save as one self-contained file
     cleanup_model(ModelWrapper(str(path))).save(str(path))

@@ -37,7 +37,13 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/python -m pip install --disable-pip-version-check -q"
+pip_install() {
+  # pip's warnings about this machine's unused local index paths are noise; keep the rest
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:///opt/" || true; }
+  return "${PIPESTATUS[0]}"
+}
+PIP=pip_install
 
 echo "[install] torch (CPU wheel) + setuptools"
 $PIP "$TORCH" "$SETUPTOOLS_TORCH"

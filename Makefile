@@ -1,0 +1,35 @@
+# Thin wrappers around the project's entry points; all logic lives in Python.
+# Variables: MODEL (registry name), CKPT (checkpoint), BOARD, ONNX, ARGS (extra CLI arguments).
+
+PY      := .venv/bin/python
+MODEL   ?= bnext_nano_hw
+OUT     ?= build
+ARGS    ?=
+PYTEST  := $(PY) -m pytest
+
+.PHONY: help install test test-all demo metrics export clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+install:  ## create .venv with the pinned offline stack (idempotent)
+	scripts/install.sh
+
+test: install  ## the default test tier (no slow, Vivado or board tests)
+	$(PYTEST) -m "not slow and not vivado and not board" $(ARGS)
+
+test-all: install  ## every test that can run here, slow ones included
+	$(PYTEST) -m "not vivado and not board" $(ARGS)
+
+demo: install  ## build the default model, print its costs, export it to QONNX and check it
+	$(PY) -m bnn_brevitas.metrics --model $(MODEL)
+	$(PY) -m bnn_brevitas.export --model $(MODEL) -o $(OUT)/$(MODEL).onnx $(ARGS)
+
+metrics: install  ## cost metrics of MODEL (per layer)
+	$(PY) -m bnn_brevitas.metrics --model $(MODEL) --per-layer $(ARGS)
+
+export: install  ## export MODEL (or CKPT) to QONNX with the exactness check
+	$(PY) -m bnn_brevitas.export $(if $(CKPT),--checkpoint $(CKPT),--model $(MODEL)) $(ARGS)
+
+clean:  ## remove build outputs (keeps .venv and runs/)
+	rm -rf build .pytest_cache

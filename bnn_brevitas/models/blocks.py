@@ -66,12 +66,18 @@ class LearnableBias(nn.Module):
 
 
 class PReLU(nn.Module):
-    """Per-channel PReLU; with ``nonneg`` the slope is clamped to ≥ 0 so the function is monotone."""
+    """Per-channel PReLU; with ``nonneg`` the slope is clamped to ≥ 0 so the function is monotone.
 
-    def __init__(self, channels: int, nonneg: bool = False, init: float = 0.25) -> None:
+    ``nonneg`` (hw mode) also changes the initial slope from PyTorch's 0.25 to 0.2. A PReLU whose
+    input and output share one quantizer grid maps integer k to round(a·k); with a dyadic slope
+    such as 0.25 every k ≡ 2 (mod 4) lands exactly on a rounding tie, where Brevitas (half to
+    even) and FINN's thresholds (half up) disagree. 0.2·k is never a half-integer.
+    """
+
+    def __init__(self, channels: int, nonneg: bool = False) -> None:
         super().__init__()
         self.nonneg = nonneg
-        self.weight = nn.Parameter(torch.full((channels,), init))
+        self.weight = nn.Parameter(torch.full((channels,), 0.2 if nonneg else 0.25))
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight.clamp(min=0.0) if self.nonneg else self.weight
@@ -160,6 +166,11 @@ class Processor(nn.Module):
             branch is multiplied by R before BN₂.
         recouple: the infor-recoupling SE gate.
         trunk: the shared trunk quantizer of the output resolution level (hw), else None.
+        trunk_in: the trunk quantizer of the input level (differs from ``trunk`` only in a
+            stride-2 module). The ELM residual is quantized with it *before* the 2×2 pool, so the
+            pooled value (a multiple of s_in/4) is requantized to a different scale s_out: with
+            one scale on both sides, every other pooled value would be an exact rounding tie,
+            where Quant (half-to-even) and FINN's thresholds (half-up) disagree.
         shortcut: optional module applied to the residual after pooling (BNext-18's 1×1 conv);
             it replaces the 2×2 average pool.
         mix_from_residual: BNext-18 mixes the processed residual, BNext the (pooled) input.
@@ -167,14 +178,17 @@ class Processor(nn.Module):
 
     def __init__(
         self, in_ch: int, out_ch: int, kernel: int, stride: int, p: Precision, *, elm: bool,
-        recouple: bool, trunk: nn.Module | None, se_ratio: int = 8,
+        recouple: bool, trunk: nn.Module | None, trunk_in: nn.Module | None = None,
+        se_ratio: int = 8,
         shortcut: nn.Module | None = None, mix_from_residual: bool = False,
     ) -> None:
         super().__init__()
         self.stride, self.kernel, self.elm, self.recouple = stride, kernel, elm, recouple
         self.hw, self.mix_from_residual = p.hw, mix_from_residual
         self.minus_one_pad = kernel > 1 and p.binary_pad == "minus_one"
-        self._trunk = [trunk if trunk is not None else nn.Identity()]  # shared: not registered here
+        identity = nn.Identity()
+        # shared quantizers are owned by the network, so they are not registered here
+        self._trunk = [trunk or identity, trunk_in or trunk or identity]
 
         self.move = LearnableBias(in_ch)
         self.sign = q.binary_act()
@@ -193,10 +207,14 @@ class Processor(nn.Module):
     def trunk(self) -> nn.Module:
         return self._trunk[0]
 
+    @property
+    def trunk_in(self) -> nn.Module:
+        return self._trunk[1]
+
     def _residual(self, x: Tensor) -> Tensor:
         r = x
         if self.act1 is not None:
-            r = self.trunk(self.act1(r))
+            r = self.trunk_in(self.act1(r))
         if self.pool is not None:
             r = self.trunk(self.pool(r))
         if self.shortcut is not None:

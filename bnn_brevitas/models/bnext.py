@@ -132,11 +132,11 @@ class BNextBlock(nn.Module):
     """A 3×3 module followed by one 1×1 module, or two concatenated ones where the width doubles."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, elm: bool, cfg: BNextConfig,
-                 trunk: nn.Module | None) -> None:
+                 trunk: nn.Module | None, trunk_in: nn.Module | None) -> None:
         super().__init__()
         p, ir = cfg.precision(), cfg.infor_recoupling
         kw = dict(recouple=ir, trunk=trunk, se_ratio=cfg.se_ratio)
-        self.conv3x3 = Processor(in_ch, in_ch, 3, stride, p, elm=elm, **kw)
+        self.conv3x3 = Processor(in_ch, in_ch, 3, stride, p, elm=elm, trunk_in=trunk_in, **kw)
         n_branches = out_ch // in_ch
         if n_branches * in_ch != out_ch or n_branches not in (1, 2):
             raise ValueError(f"block width {in_ch}→{out_ch}: must stay equal or double")
@@ -155,7 +155,7 @@ class BNext18Block(nn.Module):
     """BNext-18: ELM attention module (3×3, in→out) then an FFN_3x3 module (out→out)."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, cfg: BNextConfig,
-                 trunk: nn.Module | None) -> None:
+                 trunk: nn.Module | None, trunk_in: nn.Module | None) -> None:
         super().__init__()
         p = cfg.precision()
         shortcut = None
@@ -171,7 +171,7 @@ class BNext18Block(nn.Module):
         kw = dict(recouple=cfg.infor_recoupling, trunk=trunk, se_ratio=cfg.se_ratio,
                   mix_from_residual=True)
         self.attention = Processor(in_ch, out_ch, 3, stride, p, elm=cfg.elm_attention,
-                                   shortcut=shortcut, **kw)
+                                   shortcut=shortcut, trunk_in=trunk_in, **kw)
         self.ffn = Processor(out_ch, out_ch, 3, 1, p, elm=False, **kw)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -200,16 +200,18 @@ class BNext(nn.Module):
         if cfg.layout == "bnext":
             for i in range(1, len(w)):
                 stride = 2 if (i > 1 and w[i] != w[i - 1]) else 1
+                trunk_in = trunk
                 if stride == 2:
                     trunk = new_trunk()
                 elm = cfg.elm_attention and i % 2 == 0
-                self.blocks.append(BNextBlock(w[i - 1], w[i], stride, elm, cfg, trunk))
+                self.blocks.append(BNextBlock(w[i - 1], w[i], stride, elm, cfg, trunk, trunk_in))
         else:
             for i in range(1, len(w)):
                 stride = 2 if w[i] != w[i - 1] else 1
+                trunk_in = trunk
                 if stride == 2:
                     trunk = new_trunk()
-                self.blocks.append(BNext18Block(w[i - 1], w[i], stride, cfg, trunk))
+                self.blocks.append(BNext18Block(w[i - 1], w[i], stride, cfg, trunk, trunk_in))
         self.head = Head(w[-1], cfg.num_classes, cfg.head_bits, cfg.hw)
 
     def forward(self, x: Tensor) -> Tensor:

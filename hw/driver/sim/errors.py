@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Errors the strict emulator raises when a driver would misbehave on a real board."""
+
+from __future__ import annotations
+
+from ..errors import DriverError
+
+
+class SimError(DriverError):
+    """Base class: the emulated hardware was driven in a way real hardware would not accept."""
+
+
+class SimCoherencyError(SimError):
+    """A cache-maintenance bug: missing ``flush()`` before the device reads a buffer, or a CPU
+    read of device-written data without ``invalidate()``."""
+
+
+class SimDmaError(SimError):
+    """A DMA address outside every allocated buffer, misaligned, or a bad transfer length."""
+
+
+class SimRegisterError(SimError):
+    """A register access real hardware would corrupt: ap_start while busy, a 64-bit value
+    through a 32-bit register, an unmapped offset, a non-int value."""
+
+
+class SimHangError(SimError):
+    """The driver polls for completion that can never come (real hardware would hang)."""
+
+
+class SimModelError(SimError):
+    """The accelerator model produced data that does not fit the metadata."""

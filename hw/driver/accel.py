@@ -262,8 +262,9 @@ class FinnAccelerator:
         limit = min(dma.buffer_max_size // fi, dma.buffer_max_size // fo)
         frames = (limit // step) * step
         if frames == 0:
-            raise DeviceError(f"one frame ({fi} B in, {fo} B out) exceeds the DMA's "
-                              f"buffer_max_size {dma.buffer_max_size} B at {align} B alignment")
+            raise DeviceError(f"no DMA transfer fits: at {align} B alignment a chunk is a multiple "
+                              f"of {step} frames ({step * fi} B in, {step * fo} B out), but the "
+                              f"DMA's buffer_max_size is {dma.buffer_max_size} B")
         return frames
 
     def _run_axi_dma(self, n: int) -> None:

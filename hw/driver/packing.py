@@ -25,11 +25,19 @@ def packed_row_bytes(count: int, bits: int) -> int:
     return (count * bits + 7) // 8
 
 
-def check_values(x: np.ndarray, dt: DType, what: str = "input") -> np.ndarray:
-    """Validate that ``x`` holds values of datatype ``dt``; return them as an int64 array.
+def _fmt(v: object) -> str:
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return repr(v)
 
-    Accepts integer and bool arrays, and float arrays whose values are finite integers (FINN's
-    float32 containers). Raises ``InputError`` naming the offending value otherwise.
+
+def check_values(x: np.ndarray, dt: DType, what: str = "input") -> np.ndarray:
+    """Validate that ``x`` holds values of datatype ``dt``; return them as an integer array.
+
+    Accepts integer and bool arrays (returned as they are), and float arrays whose values are
+    finite integers (FINN's float32 containers; returned as int64). Raises ``InputError``
+    naming the offending value otherwise.
     """
     x = np.asarray(x)
     kind = x.dtype.kind
@@ -43,29 +51,32 @@ def check_values(x: np.ndarray, dt: DType, what: str = "input") -> np.ndarray:
             raise InputError(f"{what} contains NaN or infinity; expected {dt.name} values")
         if not (x == np.round(x)).all():
             bad = x[x != np.round(x)].flat[0]
-            raise InputError(f"{what} contains the non-integer value {bad!r}; {dt.name} holds "
+            raise InputError(f"{what} contains the non-integer value {_fmt(bad)}; {dt.name} holds "
                              f"integers {dt.allowed_desc()} (quantise the data first)")
     lo, hi = x.min(), x.max()
     if dt.bipolar:
         if not np.isin(x, (-1, 1)).all():
             bad = x[~np.isin(x, (-1, 1))].flat[0]
-            raise InputError(f"{what} contains {bad!r}, outside BIPOLAR {{-1, +1}}")
+            raise InputError(f"{what} contains {_fmt(bad)}, outside BIPOLAR {{-1, +1}}")
     elif lo < dt.min or hi > dt.max:
         bad = lo if lo < dt.min else hi
-        raise InputError(f"{what} contains {bad!r}, outside {dt.name} {dt.allowed_desc()}")
-    if kind == "u" and x.dtype.itemsize == 8:
-        return x.view(np.int64) if dt.bits == 64 else x.astype(np.int64)
-    return x.astype(np.int64, copy=False)
+        raise InputError(f"{what} contains {_fmt(bad)}, outside {dt.name} {dt.allowed_desc()}")
+    if kind == "f":
+        return x.astype(np.int64)
+    return x  # integer/bool data is packed from its own container (no int64 copy)
 
 
 def _encode(v: np.ndarray, dt: DType) -> np.ndarray:
     """Integer values -> unsigned bit patterns of ``dt.bits`` bits (uint8..uint64)."""
     if dt.bipolar:
-        return ((v + 1) >> 1).astype(np.uint8)
-    ubits = 8 if dt.bits <= 8 else 16 if dt.bits <= 16 else 32 if dt.bits <= 32 else 64
+        return (v > 0).astype(np.uint8)
+    nbytes = 1 if dt.bits <= 8 else 2 if dt.bits <= 16 else 4 if dt.bits <= 32 else 8
+    if v.dtype.kind in "iub" and v.dtype.itemsize == nbytes:
+        u = v.view(f"u{nbytes}")  # two's complement already; range checked by check_values
+        return u & np.array((1 << dt.bits) - 1, u.dtype) if dt.signed and dt.bits < 8 * nbytes else u
     if dt.bits == 64:
         return v.astype(np.int64).view(np.uint64)
-    return (v.astype(np.int64) & ((1 << dt.bits) - 1)).astype(f"u{ubits // 8}")
+    return (v.astype(np.int64) & ((1 << dt.bits) - 1)).astype(f"u{nbytes}")
 
 
 def pack_rows(values: np.ndarray, dt: DType) -> np.ndarray:

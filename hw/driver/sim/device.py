@@ -62,17 +62,20 @@ class SimZynqMPDevice(pynq.Device):
         dma_align: required DMA address alignment for the IODMAs (A53 cache line: 64 B).
         axi_length_width: ``c_sg_length_width`` of the emulated AXI DMA.
         axi_width_bytes: AXI DMA memory-map data width in bytes (its alignment).
+        ddr_base: bus address of the emulated DDR window; 0x8_0000_0000 (ZynqMP high DDR)
+            makes buffer addresses need both the lo and the hi address register.
     """
 
     is_emulator = True
 
     def __init__(self, meta: AccelMeta, model: AcceleratorModel, *, hang_polls: int = 100_000,
-                 dma_align: int = 64, axi_length_width: int = 26, axi_width_bytes: int = 8):
+                 dma_align: int = 64, axi_length_width: int = 26, axi_width_bytes: int = 8,
+                 ddr_base: int = 0x1000_0000):
         super().__init__(tag=f"sim{next(_ids)}")
         self.name = f"emulated {meta.board} (FINN {meta.platform})"
         self.arch, self.capabilities = "aarch64", {"REMOTE": True}
         self.meta, self.model, self.hang_polls, self.dma_align = meta, model, hang_polls, dma_align
-        self.memory = SimMemory(self)
+        self.memory = SimMemory(self, base=ddr_base)
         self.timestamp, self.bitfile_name = "", None
         self.stats = {"runs": 0, "frames": 0, "model_s": 0.0}
         self.events: deque[tuple] = deque(maxlen=1000)

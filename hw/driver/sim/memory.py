@@ -46,7 +46,10 @@ class SimBuffer(_PynqBuffer):
 
     def __getitem__(self, key: Any) -> Any:
         res = super().__getitem__(key)
-        if not (isinstance(res, np.ndarray) and res.base is not None):  # a value, not a view
+        parts = key if isinstance(key, tuple) else (key,)
+        basic = all(isinstance(k, (int, np.integer, slice)) or k is Ellipsis or k is None
+                    for k in parts)
+        if not (basic and isinstance(res, np.ndarray)):  # a value or an advanced-index copy
             self._sim_check()
         return res
 

@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""``python -m hw.driver``: run, verify and profile a deploy bundle on the board or emulated.
+
+Errors the user can fix (``DriverError``) print one line and exit with status 2; no output
+file is written unless the whole command succeeded (files are written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import SIM_MODELS, load_golden, load_npy, open_bundle
+from .errors import DriverError, InputError
+from .report import atomic_write
+
+log = logging.getLogger("hw.driver")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one batch size")
+    return vals
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", required=True, type=Path,
+                   help="folder with accel_meta.json (deploy bundle or build dir)")
+    p.add_argument("--sim", action="store_true",
+                   help="run against the emulator instead of the board (numbers labelled sim)")
+    p.add_argument("--sim-model", choices=SIM_MODELS, default="auto",
+                   help="emulator model: HW ONNX via FINN, golden replay, or auto")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used for ``--help`` in the README)."""
+    ap = argparse.ArgumentParser(prog="python -m hw.driver", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="predictions (and top-1) for an input .npy")
+    _common(run)
+    run.add_argument("--input", required=True, type=Path, help="inputs, (N, *shape_normal[1:])")
+    run.add_argument("--labels", type=Path, help="integer labels (N,) for top-1")
+    run.add_argument("--batch", type=int, help="samples per accelerator call")
+    run.add_argument("-o", "--output", type=Path, help="write predictions to this .npy")
+    ver = sub.add_parser("verify", help="golden input -> output must match bit-exactly")
+    _common(ver)
+    prof = sub.add_parser("profile", help="throughput, latency, breakdown, clocks, power")
+    _common(prof)
+    prof.add_argument("--batch-sizes", type=_int_list, default=[1, 16, 256])
+    prof.add_argument("--repeats", type=int, default=10, help="timed runs per batch size")
+    prof.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    prof.add_argument("--latency-runs", type=int, default=1000, help="batch-1 runs")
+    prof.add_argument("--rails", type=lambda s: [r for r in s.split(",") if r],
+                      help="power rails to sum (default: all with a power reading)")
+    prof.add_argument("--power-idle-s", type=float, default=5.0)
+    prof.add_argument("--power-active-s", type=float, default=10.0)
+    prof.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    prof.add_argument("-o", "--out", type=Path, default=Path("profile"),
+                      help="report folder (profile.json, profile.md, *.png)")
+    return ap
+
+
+def _banner(acc: Any) -> str:
+    if acc.backend == "sim":
+        return f"backend: sim ({acc.device.name}; emulator, not hardware)"
+    return f"backend: pynq board ({getattr(acc.device, 'name', 'device')})"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    x = load_npy(args.input, "input")
+    labels = None
+    if args.labels is not None:
+        labels = load_npy(args.labels, "labels")
+        n = x.shape[0] if x.ndim else 0
+        if labels.ndim != 1 or labels.shape[0] != n or labels.dtype.kind not in "iu":
+            raise InputError(f"labels must be an integer array of shape ({n},), got "
+                             f"{labels.dtype} {labels.shape}")
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model) as acc:
+        if args.batch is not None:
+            acc.batch_size = args.batch
+        preds = acc.predict(x)
+        print(_banner(acc))
+    print(f"samples: {preds.shape[0]}")
+    if labels is not None:
+        hits = int((preds == labels).sum())
+        print(f"top-1: {hits / preds.shape[0]:.4f} ({hits}/{preds.shape[0]})")
+    if args.output is not None:
+        buf = io.BytesIO()
+        np.save(buf, preds)
+        atomic_write(args.output, buf.getvalue())
+        print(f"predictions -> {args.output}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model) as acc:
+        gi, go = load_golden(acc.meta)
+        out = acc.execute(gi)
+        print(_banner(acc))
+    want = np.asarray(go)
+    if want.size == out.size:
+        want = want.reshape(out.shape)
+    ok = want.shape == out.shape and np.array_equal(out, want)
+    print(f"golden check: {'bit-exact' if ok else 'MISMATCH'} ({out.shape[0]} samples)")
+    if not ok and want.shape == out.shape:
+        bad = np.flatnonzero((out != want).reshape(out.shape[0], -1).any(axis=1))
+        print(f"first mismatching sample: {bad[0]} ({bad.size} differ)")
+    return 0 if ok else 1
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .profile import profile
+    from .report import markdown, write_report
+
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model, prefer="replay") as acc:
+        try:
+            golden = load_golden(acc.meta)[0]
+        except DriverError:
+            golden = None
+        rep = profile(acc, batch_sizes=args.batch_sizes, repeats=args.repeats,
+                      warmup=args.warmup, latency_runs=args.latency_runs, golden=golden,
+                      rail_names=args.rails, power_idle_s=args.power_idle_s,
+                      power_active_s=args.power_active_s)
+    paths = write_report(rep, args.out, plots=not args.no_plots)
+    print(markdown(rep), end="")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.captureWarnings(True)
+    # pynq's Overlay.download warns when the HWH clock is not reachable; clocks.py reports it
+    warnings.filterwarnings("ignore", message="Setting frequency to the closest possible value")
+    cmds = {"run": cmd_run, "verify": cmd_verify, "profile": cmd_profile}
+    try:
+        return cmds[args.cmd](args)
+    except DriverError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

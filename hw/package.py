@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Deploy bundle: everything the board needs, in one folder and one ``.tar.gz``.
+
+``python -m hw.package --build-dir BUILD --board zcu104 -o OUTDIR`` writes ``OUTDIR/`` and
+``OUTDIR.tar.gz`` holding ``accel.bit`` + ``accel.hwh`` (when the build has them: they come
+from Vivado), ``accel_meta.json`` (file paths rewritten to the bundle layout), the golden
+vectors ``golden/input.npy`` + ``golden/output.npy``, the HW-layer ONNX when present (for
+``--sim`` on a host), a copy of ``hw/driver`` (numpy + pynq only), ``README.md`` with the
+on-board commands and ``MANIFEST.json`` (sha256 of every file).
+
+The bundle is assembled in a temporary folder next to ``OUTDIR`` and renamed into place only
+when complete: a missing required file raises ``BundleError`` and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hw.driver.errors import BundleError, DriverError
+from hw.driver.meta import META_NAME, load_meta
+
+log = logging.getLogger(__name__)
+DRIVER_SRC = Path(__file__).resolve().parent / "driver"
+LAYOUT = {"bitfile": "accel.bit", "hwh": "accel.hwh", "golden_input": "golden/input.npy",
+          "golden_output": "golden/output.npy", "hw_onnx": "hw_model.onnx"}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A finished bundle: its folder, tarball, files and whether it can run on hardware."""
+
+    path: Path
+    tarball: Path
+    files: tuple[str, ...]
+    has_bitstream: bool
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sources(build: Path, board: str) -> tuple[dict, dict[str, Path], bool]:
+    meta = load_meta(build)
+    if meta.board != board:
+        raise BundleError(f"{build / META_NAME} is for board {meta.board!r}, not {board!r}")
+    found = {k: p for k in LAYOUT if (p := meta.path(k)) is not None and p.is_file()}
+    for key in ("golden_input", "golden_output"):
+        if key not in found:
+            raise BundleError(f"required file files.{key} ({meta.path(key)}) is missing from "
+                              f"the build; the FINN flow writes the golden vectors")
+    has_bit, has_hwh = "bitfile" in found, "hwh" in found
+    if has_bit != has_hwh:
+        have, lack = ("accel.bit", "accel.hwh") if has_bit else ("accel.hwh", "accel.bit")
+        raise BundleError(f"the build has {have} but not {lack}; pynq.Overlay needs both")
+    if not has_bit:
+        log.warning("no bitstream in %s (Vivado not run): the bundle runs only with --sim",
+                    build)
+    return meta.raw, found, has_bit
+
+
+def _readme(meta: dict, name: str, has_bit: bool, build: Path) -> str:
+    hw_note = ("" if has_bit else "\n**This bundle has no bitstream** (the build ran without "
+               "Vivado): only the `--sim` commands work until `accel.bit`/`accel.hwh` are "
+               "added and the bundle is rebuilt.\n")
+    return f"""# Deploy bundle `{name}`: {meta.get('model')} for {meta.get('board')}
+
+Built {datetime.date.today().isoformat()} from `{build}` by `python -m hw.package`.
+Platform {meta.get('platform')}, part {meta.get('fpga_part')}, design clock
+{meta.get('clock', {}).get('synth_mhz')} MHz. `MANIFEST.json` lists the sha256 of every file.
+{hw_note}
+## On the board
+
+Copy the folder (from the repository: `make deploy BOARD={meta.get('board')} HOST=xilinx@<board>`,
+or `scp -r {name} xilinx@<board>:`), then on the board, as root with the PYNQ Python
+environment active (PYNQ 3.x images: `sudo -i` then `source /etc/profile.d/pynq_venv.sh`;
+not verified here, no board was available):
+
+```bash
+cd {name}
+python3 -m hw.driver verify --bundle .                       # golden vectors, bit-exact
+python3 -m hw.driver run --bundle . --input golden/input.npy -o preds.npy
+python3 -m hw.driver profile --bundle . -o profile            # throughput, latency, power
+```
+
+The driver needs only numpy and pynq (matplotlib optional, for the profile plots).
+
+## Off-board (emulator; every number is labelled `sim`, never hardware)
+
+```bash
+python -m hw.driver verify --bundle . --sim
+python -m hw.driver profile --bundle . --sim --latency-runs 200 -o profile-sim
+```
+"""
+
+
+def _populate(tmp: Path, meta: dict, found: dict[str, Path], has_bit: bool, name: str,
+              build: Path) -> None:
+    meta = dict(meta, files={k: LAYOUT[k] for k in found})
+    for key, src in found.items():
+        dst = tmp / LAYOUT[key]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.copytree(DRIVER_SRC, tmp / "hw" / "driver",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (tmp / "hw" / "__init__.py").write_text('"""Deploy-bundle copy of the toolkit\'s hw '
+                                            'package (driver only)."""\n')
+    (tmp / "README.md").write_text(_readme(meta, name, has_bit, build))
+    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    manifest = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
+                "model": meta.get("model"), "board": meta.get("board"),
+                "has_bitstream": has_bit, "source": str(build),
+                "files": {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
+                          for f in files}}
+    (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def build_bundle(build_dir: str | Path, board: str, out_dir: str | Path, *,
+                 force: bool = False) -> Bundle:
+    """Assemble the bundle for ``board`` from ``build_dir`` into ``out_dir`` (+ ``.tar.gz``)."""
+    build, out = Path(build_dir).resolve(), Path(out_dir).resolve()
+    if not build.is_dir():
+        raise BundleError(f"build folder {build} not found")
+    tarball = out.with_name(out.name + ".tar.gz")
+    if (out.exists() or tarball.exists()) and not force:
+        raise BundleError(f"{out} or {tarball.name} exists; pass --force to replace it")
+    meta, found, has_bit = _sources(build, board)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp_tar = tmp.with_suffix(".tar.gz")
+    try:
+        _populate(tmp, meta, found, has_bit, out.name, build)
+        with tarfile.open(tmp_tar, "w:gz") as tar:
+            tar.add(tmp, arcname=out.name)
+        if out.exists():
+            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, trash)
+            shutil.rmtree(trash)
+        os.replace(tmp, out)
+        os.replace(tmp_tar, tarball)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp_tar.unlink(missing_ok=True)
+        raise
+    files = tuple(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()))
+    log.info("bundle %s (%d files) and %s", out, len(files), tarball.name)
+    return Bundle(out, tarball, files, has_bit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m hw.package --build-dir BUILD --board BOARD -o OUTDIR [--force]``."""
+    ap = argparse.ArgumentParser(prog="python -m hw.package", description=__doc__.split("\n")[0])
+    ap.add_argument("--build-dir", required=True, type=Path, help="FINN build output folder")
+    ap.add_argument("--board", required=True, help="target board, e.g. zcu104")
+    ap.add_argument("-o", "--out", required=True, type=Path, help="bundle folder to create")
+    ap.add_argument("--force", action="store_true", help="replace an existing bundle")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        b = build_bundle(args.build_dir, args.board, args.out, force=args.force)
+    except DriverError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"bundle {b.path} ({len(b.files)} files, bitstream: {'yes' if b.has_bitstream else 'no'})")
+    print(f"tarball {b.tarball}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ OUT     ?= build
 ARGS    ?=
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test test-all demo metrics export clean
+.PHONY: help install test test-all demo metrics export clean package deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -30,6 +30,18 @@ metrics: install  ## cost metrics of MODEL (per layer)
 
 export: install  ## export MODEL (or CKPT) to QONNX with the exactness check
 	$(PY) -m bnn_brevitas.export $(if $(CKPT),--checkpoint $(CKPT),--model $(MODEL)) $(ARGS)
+
+# Deploy bundle: BUILD is the FINN build folder holding accel_meta.json; HOST=user@board.
+BOARD   ?= zcu104
+BUILD   ?= $(OUT)/$(MODEL)_$(BOARD)
+BUNDLE  ?= $(OUT)/deploy/$(MODEL)_$(BOARD)
+
+package: install  ## deploy bundle (driver, metadata, golden vectors, bitstream if built) from BUILD
+	$(PY) -m hw.package --build-dir $(BUILD) --board $(BOARD) -o $(BUNDLE) --force $(ARGS)
+
+deploy:  ## copy BUNDLE to HOST=user@board over ssh (rsync), into ~/<bundle name>
+	@test -n "$(HOST)" || { echo "deploy: set HOST=user@board" >&2; exit 2; }
+	rsync -az --delete $(BUNDLE)/ $(HOST):$(notdir $(BUNDLE))/
 
 clean:  ## remove build outputs (keeps .venv and runs/)
 	rm -rf build .pytest_cache

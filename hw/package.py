@@ -30,7 +30,7 @@ from pathlib import Path
 from hw.driver.errors import BundleError, DriverError
 from hw.driver.meta import META_NAME, load_meta
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hw.package")
 DRIVER_SRC = Path(__file__).resolve().parent / "driver"
 LAYOUT = {"bitfile": "accel.bit", "hwh": "accel.hwh", "golden_input": "golden/input.npy",
           "golden_output": "golden/output.npy", "hw_onnx": "hw_model.onnx"}

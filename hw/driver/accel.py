@@ -32,8 +32,8 @@ import numpy as np
 from .clocks import configure_pl_clock
 from .errors import AcceleratorTimeout, BundleError, DeviceError, DriverError, InputError
 from .meta import AccelMeta, TensorSpec
-from .packing import check_values, pack_rows, unpack_rows
 from .pynq_compat import import_pynq
+from .tensors import pack_inputs, unpack_outputs
 
 log = logging.getLogger(__name__)
 
@@ -150,33 +150,9 @@ class FinnAccelerator:
 
     # -- host-side steps ---------------------------------------------------------------
 
-    def _normalise(self, x: Any, spec: TensorSpec) -> np.ndarray:
-        x = np.asarray(x)
-        want = spec.shape_normal[1:]
-        if x.shape == want:
-            x = x[None]
-        if x.ndim != len(want) + 1 or x.shape[1:] != want or x.shape[0] == 0:
-            raise InputError(f"input {spec.name} has shape {x.shape}; expected (N, "
-                             f"{', '.join(map(str, want))}) or one sample of shape {want}")
-        return check_values(x, spec.dtype, what=f"input {spec.name}")
-
-    def _as_list(self, x: Any) -> list[Any]:
-        if len(self.meta.inputs) == 1 and not isinstance(x, (list, tuple)):
-            return [x]
-        if not isinstance(x, (list, tuple)) or len(x) != len(self.meta.inputs):
-            raise InputError(f"expected {len(self.meta.inputs)} input arrays")
-        return list(x)
-
     def pack_inputs(self, x: Any) -> list[np.ndarray]:
         """Validate, fold and pack inputs -> one ``(n, frame_bytes)`` uint8 array per input."""
-        out = []
-        for spec, xi in zip(self.meta.inputs, self._as_list(x)):
-            v = self._normalise(xi, spec)
-            folded = v.reshape(v.shape[0], *spec.shape_folded[1:])
-            out.append(pack_rows(folded, spec.dtype).reshape(v.shape[0], spec.frame_bytes))
-        if len({p.shape[0] for p in out}) != 1:
-            raise InputError("all inputs must have the same batch size")
-        return out
+        return pack_inputs(self.meta, x)
 
     def write_inputs(self, packed: Sequence[np.ndarray]) -> None:
         """Copy packed rows into the DMA buffers and ``flush()`` the written range."""
@@ -200,13 +176,7 @@ class FinnAccelerator:
 
     def unpack_outputs(self, raw: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Unpack + unfold raw output rows into integer arrays of ``shape_normal``."""
-        out = []
-        for spec, r in zip(self.meta.outputs, raw):
-            n = r.shape[0]
-            rows = r.reshape(n, *spec.shape_packed[1:])
-            vals = unpack_rows(rows, spec.dtype, spec.shape_folded[-1])
-            out.append(vals.reshape(n, *spec.shape_normal[1:]))
-        return out
+        return unpack_outputs(self.meta, raw)
 
     # -- accelerator ---------------------------------------------------------------------
 

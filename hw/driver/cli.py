@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     prof.add_argument("-o", "--out", type=Path, default=Path("profile"),
                       help="report folder (profile.json, profile.md, *.png)")
+    bench = sub.add_parser("bench-packing", help="host pack/unpack speed for the bundle's shapes")
+    bench.add_argument("--bundle", required=True, type=Path, help="folder with accel_meta.json")
+    bench.add_argument("--batch-sizes", type=_int_list, default=[1, 256, 1024])
+    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
 
 
@@ -139,6 +144,22 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_packing(args: argparse.Namespace) -> int:
+    from .meta import load_meta
+    from .profile import packing_throughput
+
+    meta = load_meta(args.bundle)
+    rows = packing_throughput(meta, args.batch_sizes, max(args.repeats, 1))
+    print(f"host packing for {meta.model}: " + ", ".join(
+        f"{s.name} {s.dtype.name} {list(s.shape_normal[1:])}" for s in meta.inputs + meta.outputs))
+    print("| batch | input container | pack ms | pack MB/s | unpack ms | unpack MB/s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['batch']} | {r['container']} | {r['pack_ms']:.4f} | {r['pack_mb_s']:.1f} | "
+              f"{r['unpack_ms']:.4f} | {r['unpack_mb_s']:.1f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -147,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)
     # pynq's Overlay.download warns when the HWH clock is not reachable; clocks.py reports it
     warnings.filterwarnings("ignore", message="Setting frequency to the closest possible value")
-    cmds = {"run": cmd_run, "verify": cmd_verify, "profile": cmd_profile}
+    cmds = {"run": cmd_run, "verify": cmd_verify, "profile": cmd_profile,
+            "bench-packing": cmd_bench_packing}
     try:
         return cmds[args.cmd](args)
     except DriverError as e:

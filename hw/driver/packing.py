@@ -36,8 +36,8 @@ def check_values(x: np.ndarray, dt: DType, what: str = "input") -> np.ndarray:
     """Validate that ``x`` holds values of datatype ``dt``; return them as an integer array.
 
     Accepts integer and bool arrays (returned as they are), and float arrays whose values are
-    finite integers (FINN's float32 containers; returned as int64). Raises ``InputError``
-    naming the offending value otherwise.
+    finite integers (FINN's float32 containers; returned in ``dt.container()``). Raises
+    ``InputError`` naming the offending value otherwise.
     """
     x = np.asarray(x)
     kind = x.dtype.kind
@@ -45,25 +45,26 @@ def check_values(x: np.ndarray, dt: DType, what: str = "input") -> np.ndarray:
         raise InputError(f"{what} has dtype {x.dtype}; expected an integer or float array "
                          f"holding {dt.name} values")
     if x.size == 0:
-        return x.astype(np.int64)
-    if kind == "f":
-        if not np.isfinite(x).all():
-            raise InputError(f"{what} contains NaN or infinity; expected {dt.name} values")
-        if not (x == np.round(x)).all():
-            bad = x[x != np.round(x)].flat[0]
-            raise InputError(f"{what} contains the non-integer value {_fmt(bad)}; {dt.name} holds "
-                             f"integers {dt.allowed_desc()} (quantise the data first)")
-    lo, hi = x.min(), x.max()
+        return x.astype(dt.container())
     if dt.bipolar:
-        if not np.isin(x, (-1, 1)).all():
-            bad = x[~np.isin(x, (-1, 1))].flat[0]
-            raise InputError(f"{what} contains {_fmt(bad)}, outside BIPOLAR {{-1, +1}}")
-    elif lo < dt.min or hi > dt.max:
+        ok = (x == 1) | (x == -1)
+        if not ok.all():
+            raise InputError(f"{what} contains {_fmt(x[~ok].flat[0])}, outside BIPOLAR {{-1, +1}}")
+        return x.astype(np.int8) if kind == "f" else x
+    lo, hi = x.min(), x.max()
+    if kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise InputError(f"{what} contains NaN or infinity; expected {dt.name} values")
+    if lo < dt.min or hi > dt.max:
         bad = lo if lo < dt.min else hi
         raise InputError(f"{what} contains {_fmt(bad)}, outside {dt.name} {dt.allowed_desc()}")
-    if kind == "f":
-        return x.astype(np.int64)
-    return x  # integer/bool data is packed from its own container (no int64 copy)
+    if kind != "f":
+        return x  # integer/bool data is packed from its own container (no copy)
+    y = x.astype(dt.container())  # in range, so the cast only truncates fractions
+    if not np.array_equal(y, x):
+        bad = x[y != x].flat[0]
+        raise InputError(f"{what} contains the non-integer value {_fmt(bad)}; {dt.name} holds "
+                         f"integers {dt.allowed_desc()} (quantise the data first)")
+    return y
 
 
 def _encode(v: np.ndarray, dt: DType) -> np.ndarray:

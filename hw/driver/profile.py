@@ -23,7 +23,9 @@ import numpy as np
 
 from .accel import PHASES, FinnAccelerator
 from .errors import InputError
+from .meta import AccelMeta
 from .power import PowerMonitor, measure_energy, pynq_rails
+from .tensors import pack_inputs, unpack_outputs
 
 REPORT_SCHEMA = 1
 
@@ -36,11 +38,11 @@ def percentiles_us(times_s: Sequence[float]) -> dict[str, float]:
             "mean": float(a.mean()), "min": float(a.min()), "runs": int(a.size)}
 
 
-def sample_inputs(acc: FinnAccelerator, n: int, golden: np.ndarray | None = None,
+def sample_inputs(meta: AccelMeta, n: int, golden: np.ndarray | None = None,
                   seed: int = 0) -> list[np.ndarray]:
     """``n`` valid samples per input: golden rows cycled, else uniform in the datatype range."""
     rng, out = np.random.default_rng(seed), []
-    for i, spec in enumerate(acc.meta.inputs):
+    for i, spec in enumerate(meta.inputs):
         shape = (n, *spec.shape_normal[1:])
         if golden is not None and i == 0:
             g = np.asarray(golden).reshape(-1, *spec.shape_normal[1:])
@@ -136,7 +138,7 @@ def power_section(acc: FinnAccelerator, batch: int, rails: dict | None, names: l
         mon = PowerMonitor(rails, names)
     except ValueError as e:
         return {"available": False, "reason": str(e)}
-    xs = sample_inputs(acc, batch)
+    xs = sample_inputs(acc.meta, batch)
     acc.write_inputs(acc.pack_inputs(xs))
     rep = measure_energy(mon, lambda: acc.execute_on_buffers(batch), batch, idle_s, active_s)
     rep["backend"] = acc.backend
@@ -156,8 +158,8 @@ def profile(acc: FinnAccelerator, *, batch_sizes: Sequence[int] = (1, 16, 256),
     sizes = sorted(set(int(b) for b in batch_sizes))
     acc.batch_size = max(sizes)
     acc.ensure_buffers(max(sizes))
-    tput = [throughput_at(acc, sample_inputs(acc, b, golden), repeats, warmup) for b in sizes]
-    lat = latency(acc, sample_inputs(acc, 1, golden), latency_runs, warmup)
+    tput = [throughput_at(acc, sample_inputs(acc.meta, b, golden), repeats, warmup) for b in sizes]
+    lat = latency(acc, sample_inputs(acc.meta, 1, golden), latency_runs, warmup)
     power = power_section(acc, max(sizes), rails, rail_names, power_idle_s, power_active_s)
     rep: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA, "kind": "finn-accelerator-profile",
@@ -180,6 +182,35 @@ def profile(acc: FinnAccelerator, *, batch_sizes: Sequence[int] = (1, 16, 256),
                       "codec": getattr(getattr(acc.device.model, "codec", None), "name", None),
                       "stats": dict(acc.device.stats), "warnings": list(acc.device.warnings)}
     return rep
+
+
+def packing_throughput(meta: AccelMeta, batch_sizes: Sequence[int], repeats: int = 20,
+                       containers: Sequence[str] = ("native", "float32")) -> list[dict[str, Any]]:
+    """Host packing speed for the metadata's shapes (no device needed).
+
+    ``pack`` = validate + fold + pack of inputs held in ``container`` (the datatype's own
+    integer dtype, or FINN-style float32); ``unpack`` = unpack + unfold of packed outputs.
+    MB/s are packed bytes (what the DMA moves) per second; median of ``repeats``.
+    """
+    rows = []
+    for b in batch_sizes:
+        for cont in containers:
+            xs = sample_inputs(meta, b)
+            if cont == "float32":
+                xs = [x.astype(np.float32) for x in xs]
+            arg = xs if len(xs) > 1 else xs[0]
+            packed = pack_inputs(meta, arg)
+            t_pack = statistics.median(_timed(lambda: pack_inputs(meta, arg), repeats))
+            raw = [np.random.default_rng(1).integers(0, 256, (b, s.frame_bytes), dtype=np.uint8)
+                   for s in meta.outputs]
+            t_unp = statistics.median(_timed(lambda: unpack_outputs(meta, raw), repeats))
+            nin, nout = sum(p.nbytes for p in packed), sum(r.nbytes for r in raw)
+            rows.append({"batch": b, "container": cont, "pack_ms": t_pack * 1e3,
+                         "pack_mb_s": nin / t_pack / 1e6, "pack_samples_s": b / t_pack,
+                         "unpack_ms": t_unp * 1e3, "unpack_mb_s": nout / t_unp / 1e6,
+                         "unpack_samples_s": b / t_unp, "packed_in_bytes": nin,
+                         "packed_out_bytes": nout})
+    return rows
 
 
 def _io(spec: Any) -> dict[str, Any]:

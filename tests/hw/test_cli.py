@@ -131,4 +131,14 @@ def test_bad_input_exits_2_with_one_line_and_no_output_file(build, tmp_path, cas
 
 def test_help_lists_the_subcommands():
     r = _run_cli("--help")
-    assert r.returncode == 0 and "{run,verify,profile}" in r.stdout
+    assert r.returncode == 0 and "{run,verify,profile,bench-packing}" in r.stdout
+
+
+def test_bench_packing_needs_only_the_metadata(capsys):
+    from tests.hw.helpers import FIXTURES
+
+    assert main(["bench-packing", "--bundle", str(FIXTURES), "--batch-sizes", "2",
+                 "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "global_in UINT8 [28, 28, 1], global_out INT24 [10]" in out
+    assert "| 2 | native |" in out and "| 2 | float32 |" in out

@@ -93,7 +93,8 @@ def test_check_values_rejects_bad_data():
         check_values(np.array(["a"]), u8)
     with pytest.raises(InputError, match=r"outside BIPOLAR \{-1, \+1\}"):
         check_values(np.array([1, 0]), parse_dtype("BIPOLAR"))
-    assert check_values(np.array([0.0, 255.0], np.float32), u8).dtype == np.int64
+    assert check_values(np.array([0.0, 255.0], np.float32), u8).dtype == np.uint8
+    assert check_values(np.array([-1.0, 1.0]), parse_dtype("BIPOLAR")).tolist() == [-1, 1]
 
 
 def test_dtype_parser():

@@ -91,12 +91,13 @@ def markdown(rep: dict[str, Any]) -> str:
              + (f" Error: {clk['error']}" if "error" in clk else ""), "",
              "## Throughput (accelerator call, median)", "",
              "| batch | median ms | samples/s | DRAM in MB/s | DRAM out MB/s |"
-             + (" emulator model ms |" if sim else ""),
-             "|---|---|---|---|---|" + ("---|" if sim else "")]
+             + (" emulator model ms | emulator overhead ms |" if sim else ""),
+             "|---|---|---|---|---|" + ("---|---|" if sim else "")]
     for t in rep["throughput"]:
         lines.append(f"| {t['batch']} | {t['median_s'] * 1e3:.3f} | {t['fps']:.1f} | "
                      f"{t['dram_in_mb_s']:.2f} | {t['dram_out_mb_s']:.2f} |"
-                     + (f" {t['sim_model_s'] * 1e3:.3f} |" if sim else ""))
+                     + (f" {t['sim_model_s'] * 1e3:.3f} | {t['sim_overhead_s'] * 1e3:.3f} |"
+                        if sim else ""))
     lat = rep["latency"]
     lines += ["", "## Latency, batch 1 (us)", "", "| path | p50 | p90 | p99 | max |",
               "|---|---|---|---|---|"]
@@ -114,7 +115,10 @@ def markdown(rep: dict[str, Any]) -> str:
     if est:
         lines += ["", "## Estimated hardware time (FINN analytical estimate, not measured)", "",
                   f"{est['fps']:.1f} samples/s, latency {est['latency_us']:.1f} us at "
-                  f"{est['fclk_mhz']} MHz ({est['cycles_per_frame']:.0f} cycles/frame)."]
+                  f"{est['fclk_mhz']} MHz ({est['cycles_per_frame']:.0f} cycles/frame)."
+                  + (f" At the read-back clock {est['read_back_mhz']} MHz: "
+                     f"{est['fps_at_read_back']:.1f} samples/s, latency "
+                     f"{est['latency_us_at_read_back']:.1f} us." if "read_back_mhz" in est else "")]
     if rep.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in rep["plots"]]
     return "\n".join(lines) + "\n"

@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Shared test data for tests/hw: the schema example, an integer reference, build folders."""
+"""Shared test data for tests/hw: the schema example, an integer reference, build folders.
+
+``python -m tests.hw.helpers OUT [N]`` writes an example build folder (the schema example's
+accel_meta.json, N golden samples from the integer reference, no bitstream) for trying the
+driver CLI and ``make package`` without a FINN build.
+"""
 
 from __future__ import annotations
 
@@ -95,14 +100,7 @@ def make_mvau_onnx(path: Path, w: np.ndarray) -> Path:
 
 
 W_AXI = np.random.default_rng(3).choice([-1, 1], size=(600, 3))
-AXI_DICT = {
-    "schema_version": 1, "model": "unsw_mlp_like", "board": "zcu104", "fpga_part": "xczu7ev",
-    "platform": "axi-dma", "clock": {"synth_mhz": 100.0}, "batch_max": 4096,
-    "inputs": [{"name": "global_in", "dma": "axi_dma_0", "datatype": "BIPOLAR",
-                "shape_normal": [1, 600], "shape_folded": [1, 15, 40], "shape_packed": [1, 15, 5]}],
-    "outputs": [{"name": "global_out", "dma": "axi_dma_0", "datatype": "INT16",
-                 "shape_normal": [1, 3], "shape_folded": [1, 3, 1], "shape_packed": [1, 3, 2]}],
-}
+AXI_DICT = json.loads((FIXTURES / "axi_dma_bipolar" / "accel_meta.json").read_text())
 
 
 def axi_meta() -> AccelMeta:
@@ -112,3 +110,10 @@ def axi_meta() -> AccelMeta:
 
 def axi_reference(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1).astype(np.int64) @ W_AXI
+
+
+if __name__ == "__main__":
+    import sys
+
+    out = write_build(Path(sys.argv[1]), n_golden=int(sys.argv[2]) if len(sys.argv) > 2 else 64)
+    print(f"example build (no bitstream) -> {out}")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from hw.driver.errors import DriverError, InputError
+from hw.driver.meta import parse_meta
 from hw.driver.sim import FinnCodec, ReferenceModel, open_sim
 from tests.hw.helpers import (axi_meta, axi_reference, example_dict, example_inputs,
                               example_meta, reference)
-from hw.driver.meta import parse_meta
 
 
 @pytest.mark.parametrize("n, batch_size", [(1, None), (5, None), (20, 7), (64, 64)])

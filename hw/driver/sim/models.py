@@ -190,7 +190,7 @@ class ReplayModel:
 
     def __init__(self, meta: AccelMeta, golden_in: np.ndarray, golden_out: np.ndarray,
                  codec: Codec | None = None) -> None:
-        codec = codec or default_codec()
+        self.codec = codec = codec or default_codec()
         if len(meta.inputs) != 1 or len(meta.outputs) != 1:
             raise SimModelError("ReplayModel supports one input and one output")
         si, so = meta.inputs[0], meta.outputs[0]

@@ -86,7 +86,8 @@ class FinnAccelerator:
             hwh = meta.path("hwh")
             for what, p in (("bitfile", bit), ("hwh", hwh)):
                 if p is None or not p.is_file():
-                    raise BundleError(f"{what} {p} not found; a board run needs accel.bit and "
+                    where = f"{p} not found" if p else f"not in the bundle (files.{what})"
+                    raise BundleError(f"{what} {where}; a board run needs accel.bit and "
                                       "accel.hwh from Vivado (use --sim off-board)")
         if bit is None:
             raise BundleError("metadata names no bitfile")

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .accel import PHASES
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,15 @@ def _plots(rep: dict[str, Any], out: Path) -> list[str]:
     files = []
     lat = rep["latency"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    us = {key: np.asarray(lat[key]) * 1e6 for key in ("samples_accelerator_s",
+                                                       "samples_end_to_end_s")}
+    lo, hi = min(v.min() for v in us.values()), max(v.max() for v in us.values())
+    bins = np.geomspace(max(lo, 1e-3), max(hi, lo * 1.01, 1e-3), 60)
     for key, label in (("samples_accelerator_s", "accelerator call"),
                        ("samples_end_to_end_s", "end to end")):
-        ax.hist([t * 1e6 for t in lat[key]], bins=50, alpha=0.6, label=label)
-    ax.set(xlabel="latency (us), batch 1", ylabel="runs", title=f"Latency - {tag}")
+        ax.hist(us[key], bins=bins, alpha=0.6, label=label)
+    ax.set(xscale="log", xlabel="latency (us, log scale), batch 1", ylabel="runs",
+           title=f"Latency - {tag}")
     ax.legend()
     fig.tight_layout()
     files.append(_save(fig, out / "latency.png", plt))
@@ -58,7 +65,8 @@ def _plots(rep: dict[str, Any], out: Path) -> list[str]:
     ax.plot([t["batch"] for t in tp], [t["fps"] for t in tp], "o-", label="measured")
     est = rep.get("estimated_hardware")
     if est:
-        ax.axhline(est["fps"], ls="--", color="gray", label="FINN estimate (not measured)")
+        ax.axhline(est["fps"], ls="--", color="gray",
+                   label=f"FINN estimate at {est['fclk_mhz']:g} MHz (not measured)")
     ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s",
            title=f"Throughput - {tag}")
     ax.legend()

@@ -22,11 +22,19 @@ AP_START, AP_DONE, AP_IDLE, AP_READY = 0x1, 0x2, 0x4, 0x8
 # ZynqMP boot values (33.333 MHz reference): IOPLL 1499.985 MHz, PL0 = IOPLL/15 = 99.999 MHz,
 # APLL 1199.988 MHz = CPU. Field layout from pynq.ps ZU_PLL_FIELDS / ZU_CLK_FIELDS.
 CRL_APB, CRF_APB = 0xFF5E0000, 0xFD1A0000
-_PLL = lambda fbdiv: (fbdiv << 8) | (1 << 16)  # noqa: E731  (DIV2 = 1, PRE_SRC = 0)
-_PL = lambda div0: (1 << 24) | (1 << 16) | (div0 << 8)  # noqa: E731  (CLKACT, DIV1 1, IOPLL)
-CRL_RESET = {0x20: _PLL(90), 0x30: _PLL(72), 0xC0: _PL(15), 0xC4: _PL(15), 0xC8: _PL(15),
-             0xCC: _PL(15)}
-CRF_RESET = {0x20: _PLL(72), 0x2C: _PLL(64), 0x38: _PLL(90), 0x60: 1 << 8}
+
+
+def _pll(fbdiv: int) -> int:
+    return (fbdiv << 8) | (1 << 16)  # FBDIV, DIV2 = 1, PRE_SRC = 0 (PS reference)
+
+
+def _pl(div0: int) -> int:
+    return (1 << 24) | (1 << 16) | (div0 << 8)  # CLKACT, DIVISOR1 = 1, DIVISOR0, SRCSEL IOPLL
+
+
+CRL_RESET = {0x20: _pll(90), 0x30: _pll(72), 0xC0: _pl(15), 0xC4: _pl(15), 0xC8: _pl(15),
+             0xCC: _pl(15)}
+CRF_RESET = {0x20: _pll(72), 0x2C: _pll(64), 0x38: _pll(90), 0x60: 1 << 8}
 
 
 class _WindowArray:

@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Training of the registry models with BNext's recipe: ``python -m bnn_brevitas.train``.
+
+Modules, in the order a run uses them:
+
+=============  ===============================================================================
+``config``     ``TrainConfig`` (every option, documented), YAML loading, validation
+``cli``        the command line generated from ``TrainConfig``; ``main()``
+``data``       Fashion-MNIST / MNIST-style IDX / CIFAR-10 pickles / ImageFolder / synthetic
+``loaders``    resumable, DDP-aware samplers and DataLoaders
+``augment``    kornia batch augmentation (crop, flip, RandAugment)
+``recipe``     AdamW parameter groups, warm-up + cosine schedule, progressive binarization,
+               gradient clipping
+``distill``    knowledge-distillation loss and teacher loading
+``dist``       single process or DDP under torchrun (gloo on CPU, nccl on CUDA)
+``state``      RNG / quantizer-statistics state for exact resume; SIGINT/SIGTERM handling
+``loop``       training step, epoch loop with progress bar, evaluation
+``runner``     ``train(cfg)``: build, resume, run epochs, checkpoint
+``finish``     curves, checked QONNX export, model card
+``report``     metrics.jsonl, curves.png, summary table, model_card.{json,md}
+=============  ===============================================================================
+
+>>> from bnn_brevitas.train import TrainConfig
+>>> TrainConfig().model, TrainConfig().dataset
+('bnext_nano_hw', 'fashion_mnist')
+"""
+
+from .cli import main
+from .config import TrainConfig, validate
+
+__all__ = ["TrainConfig", "validate", "main", "train"]
+
+
+def train(cfg: TrainConfig):
+    """Run one training job (see ``bnn_brevitas.train.runner.train``)."""
+    from .runner import train as _train
+
+    return _train(cfg)

@@ -1,0 +1,307 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Datasets, read from local files only (nothing is ever downloaded).
+
+=================  =========================================================================
+``dataset``        what ``data_dir`` holds
+=================  =========================================================================
+``fashion_mnist``  the four IDX files; default: Debian's ``dataset-fashion-mnist`` package
+                   (``/usr/share/datasets/fashion-mnist``)
+``mnist_idx``      any directory with the four MNIST-style IDX files (``.gz`` or raw):
+                   ``{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (``images.idx3`` also ok)
+``cifar10``        the python-pickle CIFAR-10 directory (``data_batch_1..5``, ``test_batch``) or
+                   its parent holding ``cifar-10-batches-py/``
+``imagefolder``    an ImageFolder / ImageNet tree: ``train/<class>/*.png|jpg…`` and
+                   ``val/<class>/…`` (or ``test/``); images are resized (bicubic, shorter side
+                   to img_size/0.95) and centre-cropped to the model's img_size
+``synthetic``      nothing: seeded class templates plus noise, in the model's input shape
+=================  =========================================================================
+
+Images are kept as uint8 ``(C, H, W)`` tensors; the training loop scales them to [0, 1] (the
+input range every model of the registry expects, see ``bnn_brevitas.quant.InputQuant``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+MISSING_FASHION_MNIST = ("install Debian's dataset-fashion-mnist (apt-get install "
+                         "dataset-fashion-mnist) or pass --data-dir DIR with the four IDX files")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+EVAL_CROP_PCT = 0.95  # BNext's evaluation crop
+
+
+class ArrayDataset(Dataset):
+    """In-memory images ``(N, C, H, W)`` uint8 and labels ``(N,)`` int64."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if images.dim() != 4 or images.dtype != torch.uint8 or len(images) != len(labels):
+            raise UserError(f"expected uint8 images (N, C, H, W) and N labels, got "
+                            f"{tuple(images.shape)} {images.dtype} and {len(labels)} labels")
+        self.images, self.labels = images, labels.long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
+
+    def subset(self, idx: torch.Tensor) -> ArrayDataset:
+        return ArrayDataset(self.images[idx], self.labels[idx])
+
+
+class FolderDataset(Dataset):
+    """Images read lazily from files, resized and centre-cropped to ``size`` (uint8 RGB)."""
+
+    def __init__(self, samples: list[tuple[Path, int]], size: int) -> None:
+        self.samples, self.size = samples, size
+        self.labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            short = round(self.size / EVAL_CROP_PCT)
+            w, h = im.size
+            scale = short / min(w, h)
+            im = im.resize((max(short, round(w * scale)), max(short, round(h * scale))),
+                           Image.BICUBIC)
+            left, top = (im.size[0] - self.size) // 2, (im.size[1] - self.size) // 2
+            im = im.crop((left, top, left + self.size, top + self.size))
+            x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return x, self.labels[i]
+
+    def subset(self, idx: torch.Tensor) -> FolderDataset:
+        return FolderDataset([self.samples[i] for i in idx.tolist()], self.size)
+
+
+@dataclass
+class DataBundle:
+    """Both splits and the shape they impose on the model (``img_size`` None: the model's)."""
+
+    name: str
+    train: ArrayDataset | FolderDataset
+    test: ArrayDataset | FolderDataset
+    in_channels: int
+    img_size: int | None
+    num_classes: int
+    source: str
+
+
+# ------------------------------------------------------------------------------------ IDX
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (``.gz`` or raw): unsigned-byte data of any rank."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise UserError(f"cannot read IDX file {str(path)!r}: {e}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{str(path)!r} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise UserError(f"{str(path)!r} is truncated: header says {dims}, "
+                        f"file holds {body.size} values")
+    return body.reshape(dims)
+
+
+def _find_idx(root: Path, split: str, kind: str) -> Path | None:
+    stem = {"images": "images-idx3-ubyte", "labels": "labels-idx1-ubyte"}[kind]
+    for name in (f"{split}-{stem}", f"{split}-{stem.replace('-idx', '.idx', 1)}"):
+        for suffix in (".gz", ""):
+            if (root / (name + suffix)).is_file():
+                return root / (name + suffix)
+    return None
+
+
+def load_idx_dir(root: str | Path, what: str = "MNIST-style IDX") -> tuple[ArrayDataset, ...]:
+    """(train, test) from a directory holding the four IDX files."""
+    root = Path(root)
+    parts = {}
+    for split in ("train", "t10k"):
+        for kind in ("images", "labels"):
+            path = _find_idx(root, split, kind)
+            if path is None:
+                raise UserError(f"{what}: no {split}-{kind} IDX file in {str(root)!r}; expected "
+                                f"{split}-{kind}-idx{3 if kind == 'images' else 1}-ubyte[.gz]")
+            parts[split, kind] = read_idx(path)
+    out = []
+    for split in ("train", "t10k"):
+        x, y = parts[split, "images"], parts[split, "labels"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise UserError(f"{what} in {str(root)!r}: {split} images {x.shape} and labels "
+                            f"{y.shape} do not form (N, H, W) / (N,)")
+        out.append(ArrayDataset(torch.from_numpy(x.copy()).unsqueeze(1),
+                                torch.from_numpy(y.astype(np.int64))))
+    return tuple(out)
+
+
+# -------------------------------------------------------------------------------- CIFAR-10
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays: a CIFAR batch file cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+        if module.startswith("numpy.core."):
+            module = "numpy._core." + module.split(".", 2)[2]
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            d = _ArrayUnpickler(f, encoding="bytes").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise UserError(f"cannot read CIFAR-10 batch {str(path)!r}: {e}") from None
+    d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return x, np.asarray(d["labels"], dtype=np.int64)
+
+
+def load_cifar10(root: str | Path) -> tuple[ArrayDataset, ArrayDataset]:
+    """(train, test) from the python-pickle CIFAR-10 directory."""
+    root = Path(root)
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise UserError(f"cifar10: {', '.join(missing)} missing in {str(root)!r} (expected the "
+                        "python version of CIFAR-10: data_batch_1..5 and test_batch)")
+    batches = [_read_cifar_batch(root / n) for n in names]
+    tx = np.concatenate([b[0] for b in batches[:5]])
+    ty = np.concatenate([b[1] for b in batches[:5]])
+    return (ArrayDataset(torch.from_numpy(tx), torch.from_numpy(ty)),
+            ArrayDataset(torch.from_numpy(batches[5][0]), torch.from_numpy(batches[5][1])))
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+
+
+def _scan_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    samples = []
+    for label, cls in enumerate(classes):
+        for path in sorted((root / cls).rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                samples.append((path, label))
+    return samples
+
+
+def load_imagefolder(root: str | Path, size: int) -> tuple[FolderDataset, FolderDataset, int]:
+    """(train, test, number of classes) from ``root/train/<class>/`` and ``root/val/<class>/``."""
+    root = Path(root)
+    test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
+    if not (root / "train").is_dir() or test_dir is None:
+        raise UserError(f"imagefolder: {str(root)!r} must hold train/<class>/ and val/<class>/ "
+                        "(or test/<class>/) directories")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise UserError(f"imagefolder: {str(root / 'train')!r} needs ≥ 2 class directories")
+    extra = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+    if extra:
+        raise UserError(f"imagefolder: classes {extra} of {str(test_dir)!r} are not in train/")
+    train, test = _scan_split(root / "train", classes), _scan_split(test_dir, classes)
+    if not train or not test:
+        raise UserError(f"imagefolder: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+    return FolderDataset(train, size), FolderDataset(test, size), len(classes)
+
+
+# ------------------------------------------------------------------------------- synthetic
+
+
+def synthetic_data(shape: tuple[int, int, int], num_classes: int, n_train: int, n_test: int,
+                   seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """Learnable toy data: one random binary template per class, 25 % of pixels replaced by noise."""
+    g = torch.Generator().manual_seed(seed)
+    templates = (torch.rand(num_classes, *shape, generator=g) > 0.5).to(torch.uint8) * 255
+
+    def make(n: int) -> ArrayDataset:
+        labels = torch.arange(n) % num_classes
+        labels = labels[torch.randperm(n, generator=g)]
+        noise = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+        keep = torch.rand(n, *shape, generator=g) > 0.25
+        return ArrayDataset(torch.where(keep, templates[labels], noise), labels)
+
+    return make(n_train), make(n_test)
+
+
+# ---------------------------------------------------------------------------------- entry
+
+
+def _subset(ds: ArrayDataset | FolderDataset, n: int | None, seed: int):
+    if n is None or n >= len(ds):
+        return ds
+    g = torch.Generator().manual_seed(seed)
+    return ds.subset(torch.randperm(len(ds), generator=g)[:n].sort().values)
+
+
+def load_data(dataset: str, data_dir: str | None, model_shape: tuple[int, int, int],
+              model_classes: int, *, max_train: int | None = None, max_test: int | None = None,
+              seed: int = 0) -> DataBundle:
+    """Load ``dataset`` (see the module docstring); ``model_shape``/``model_classes`` are used
+    only where the data takes its shape from the model (synthetic, imagefolder's size)."""
+    if dataset == "fashion_mnist":
+        root = Path(data_dir) if data_dir else FASHION_MNIST_DIR
+        if data_dir is None and _find_idx(root, "t10k", "labels") is None:
+            raise UserError(f"Fashion-MNIST not found in {root}: {MISSING_FASHION_MNIST}")
+        train, test = load_idx_dir(root, "Fashion-MNIST")
+    elif dataset == "mnist_idx":
+        if data_dir is None:
+            raise UserError("mnist_idx needs --data-dir DIR with the four MNIST-style IDX files")
+        train, test = load_idx_dir(data_dir)
+    elif dataset == "cifar10":
+        if data_dir is None:
+            raise UserError("cifar10 needs --data-dir DIR (the python-pickle CIFAR-10 directory)")
+        train, test = load_cifar10(data_dir)
+    elif dataset == "imagefolder":
+        if data_dir is None:
+            raise UserError("imagefolder needs --data-dir DIR with train/ and val/ subdirectories")
+        train, test, n_cls = load_imagefolder(data_dir, model_shape[1])
+        return DataBundle(dataset, _subset(train, max_train, seed), _subset(test, max_test, seed),
+                          3, None, n_cls, str(data_dir))
+    elif dataset == "synthetic":
+        train, test = synthetic_data(model_shape, model_classes, max_train or 512,
+                                     max_test or 128, seed)
+        return DataBundle(dataset, train, test, model_shape[0], model_shape[1], model_classes,
+                          "synthetic")
+    else:
+        raise UserError(f"unknown dataset {dataset!r}")
+    c, h, w = train.images.shape[1:]
+    if h != w:
+        raise UserError(f"{dataset}: images are {h}×{w}; only square images are supported")
+    n_cls = int(max(train.labels.max(), test.labels.max())) + 1
+    return DataBundle(dataset, _subset(train, max_train, seed), _subset(test, max_test, seed),
+                      c, h, n_cls, str(data_dir or FASHION_MNIST_DIR))

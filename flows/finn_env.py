@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Use finn-plus through its Python API on a machine without Vivado, Vitis HLS or FINN's CLI.
+
+* FINN's transformations read a global settings object that normally comes from the ``finn``
+  CLI; :func:`prepare_finn` creates it and points its build directory into our output folder.
+* ``finn.builder.build_dataflow_steps`` imports ``finn.xsi.SimEngine`` only for a type hint, and
+  that attribute access demands Vivado (``XILINX_VIVADO``). :func:`import_builder` gives the
+  module a placeholder before the import — it changes no behaviour.
+
+Nothing in the installed packages is edited, and no fake Vivado path is ever set.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+
+def prepare_finn(build_dir: str | Path) -> Path:
+    """Initialise FINN's settings (once) and set its build directory; return that directory."""
+    from finn.util import settings
+
+    build_dir = Path(build_dir).absolute()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if settings._SETTINGS is None:
+        settings.initialize_dummy_settings()
+    settings.get_settings().finn_build_dir = build_dir
+    return build_dir
+
+
+def import_builder() -> ModuleType:
+    """``finn.builder.build_dataflow_steps`` without Vivado (see the module docstring)."""
+    import finn.xsi as xsi
+
+    if "SimEngine" not in vars(xsi):
+        xsi.SimEngine = object  # only used as a type annotation by the builder
+    return importlib.import_module("finn.builder.build_dataflow_steps")

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Small rewrites at the edges of the graph and of the integer datapath.
+
+* :class:`InsertInputScaling` — the exported models take images in [0, 1]; the accelerator takes
+  uint8 pixels. A ``Mul(1/255)`` at the graph input (absorbed by streamlining into the first
+  thresholds) and a ``UINT8`` annotation make the graph input the raw pixel stream.
+* :class:`RemoveIdentityThresholds` — a thresholding of an integer tensor whose thresholds are
+  exactly every step of the input range reproduces its input (BNext's 8-bit input quantizer on
+  uint8 pixels); it is dropped instead of becoming a 255-threshold hardware layer.
+* :class:`InferGlobalSum` — an integer ``ReduceSum`` over H, W of an NHWC tensor (what
+  :class:`~flows.transforms.affine.AffineStreamline` makes of a global average pool) becomes
+  FINN's ``GlobalAccPool`` hardware layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+
+
+class InsertInputScaling(Transformation):
+    """Feed the graph uint8 pixels: insert ``Mul(1/scale)`` after the (renamed) input."""
+
+    def __init__(self, scale: float = 255.0, dtype: str = "UINT8") -> None:
+        super().__init__()
+        self.scale, self.dtype = scale, dtype
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        inp = model.graph.input[0]
+        if model.get_tensor_datatype(inp.name) == DataType[self.dtype]:
+            return model, False  # already applied
+        old, new = inp.name, inp.name + "_pixels"
+        const = model.make_new_valueinfo_name()
+        model.set_initializer(const, np.asarray(1.0 / self.scale, dtype=np.float32))
+        inp.name = new
+        model.set_tensor_shape(old, model.get_tensor_shape(new))
+        model.graph.node.insert(0, helper.make_node("Mul", [new, const], [old],
+                                                    name="InputScaling"))
+        model.set_tensor_datatype(new, DataType[self.dtype])
+        return model, False
+
+
+class RemoveIdentityThresholds(Transformation):
+    """Drop MultiThresholds that map an integer input onto itself (see the module docstring)."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in list(model.get_nodes_by_op_type("MultiThreshold")):
+            idt = model.get_tensor_datatype(node.input[0])
+            inst = getCustomOp(node)
+            odt = DataType[inst.get_nodeattr("out_dtype")]
+            if not idt.is_integer() or odt != idt or inst.get_nodeattr("out_scale") != 1:
+                continue
+            t = model.get_initializer(node.input[1])
+            steps = np.arange(idt.min() + 1, idt.max() + 1, dtype=np.float64)
+            if t.shape[-1] != steps.size or inst.get_nodeattr("out_bias") != idt.min():
+                continue
+            # x ≥ t exactly at the steps: thresholds anywhere in (k - 1, k] act the same
+            if not (np.all(t > steps - 1) and np.all(t <= steps)):
+                continue
+            for consumer in model.find_consumers(node.output[0]):
+                consumer.input[:] = [node.input[0] if i == node.output[0] else i
+                                     for i in consumer.input]
+            if node.output[0] in [o.name for o in model.graph.output]:
+                continue
+            model.graph.node.remove(node)
+        return model, False
+
+
+class InferGlobalSum(Transformation):
+    """Integer ``ReduceSum`` over axes (1, 2) of an NHWC tensor → ``GlobalAccPool``."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in list(model.graph.node):
+            if node.op_type != "ReduceSum" or len(node.input) < 2:
+                continue
+            axes = sorted(int(a) for a in model.get_initializer(node.input[1]))
+            idt = model.get_tensor_datatype(node.input[0])
+            shape = model.get_tensor_shape(node.input[0])
+            if axes != [1, 2] or len(shape) != 4 or not idt.is_integer():
+                continue
+            n, h, w, c = shape
+            new = helper.make_node(
+                "GlobalAccPool", [node.input[0]], [node.output[0]],
+                domain="finn.custom_op.fpgadataflow", backend="fpgadataflow", NumChannels=c,
+                PE=1, inputDataType=idt.name, numInputVectors=[n, h, w],
+                name="GlobalAccPool_" + node.name)
+            index = list(model.graph.node).index(node)
+            model.graph.node.remove(node)
+            model.graph.node.insert(index, new)
+        return model, False

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Steps on the dataflow partition: specialization, folding, bit widths, FIFOs, code, estimates.
+
+All of them run without Xilinx tools (``hw_codegen`` writes the RTL and the HLS C++ sources;
+compiling them is the business of ``hw/bitstream.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
+
+from .config import FlowConfig
+from .steps import Step
+
+log = logging.getLogger(__name__)
+
+
+def hw_nodes(model: ModelWrapper):
+    return [n for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")]
+
+
+def step_specialize_layers(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """Choose the HLS or RTL variant of every layer for the board's part (``impl_style``
+    prefers one where both exist; FINN's binary MVAU exists only as HLS)."""
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    if cfg.impl_style != "auto":
+        for node in hw_nodes(model):
+            inst = getCustomOp(node)
+            if "preferred_impl_style" in inst.get_nodeattr_types():
+                inst.set_nodeattr("preferred_impl_style", cfg.impl_style)
+    model = model.transform(SpecializeLayers(cfg.board_info.part))
+    return model.transform(GiveUniqueNodeNames())
+
+
+def step_minimize_bit_width(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """Narrowest weight and accumulator widths that still hold every value."""
+    from finn.transformation.fpgadataflow.minimize_accumulator_width import (
+        MinimizeAccumulatorWidth,
+    )
+    from finn.transformation.fpgadataflow.minimize_weight_bit_width import (
+        MinimizeWeightBitWidth,
+    )
+
+    return model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+
+
+def step_set_folding(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """PE/SIMD per layer: from ``cfg.folding_file`` if given, else for ``cfg.target_fps``, else
+    the fastest folding whose estimated resources fit ``cfg.resource_budget`` of the board.
+    Writes ``folding.json`` (editable, and accepted back as ``folding_file``)."""
+    from . import folding
+
+    if cfg.folding_file is not None:
+        model = folding.apply_folding_file(model, cfg.folding_file)
+    elif cfg.target_fps is not None:
+        cycles = int(cfg.clock_mhz * 1e6 / cfg.target_fps)
+        model = folding.fold_for_cycles(model, cycles, cfg)
+    else:
+        model = folding.fold_for_budget(model, cfg)
+    folding.save_folding(model, cfg.out_dir / "folding.json")
+    return model
+
+
+def step_set_fifo_depths(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """Analytic FIFO depths (FINN sizes FIFOs by RTL simulation, which needs Vivado): every
+    stream gets a shallow FIFO, and the feature-map input of a multiply whose other operand is
+    a per-frame gate (the SE gate) gets a full frame, or the pipeline would deadlock."""
+    from . import fifos
+
+    return fifos.set_fifo_depths(model, cfg)
+
+
+def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """Generate every layer's sources (RTL for ``_rtl`` layers, HLS C++ for ``_hls`` ones)."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    from .finn_env import prepare_finn
+
+    prepare_finn(cfg.out_dir / "finn_tmp")
+    return model.transform(PrepareIP(cfg.board_info.part, 1000.0 / cfg.clock_mhz))
+
+
+def step_estimate(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """FINN's analytical estimates: per-layer cycles and resources, totals, % of the board,
+    FPS and latency at the clock, the bottleneck; JSON + Markdown report and a PNG chart."""
+    from . import estimate
+
+    report = estimate.estimate_model(model, cfg)
+    estimate.write_reports(report, cfg.out_dir / "report")
+    log.info("estimated %.0f FPS, latency %.3f ms, bottleneck %s (%s)", report["fps"],
+             report["latency_ms"], report["bottleneck"]["node"], report["bottleneck"]["op"])
+    return model
+
+
+HW_STEPS: dict[str, Step] = {
+    "specialize_layers": step_specialize_layers,
+    "set_folding": step_set_folding,
+    "minimize_bit_width": step_minimize_bit_width,
+    "set_fifo_depths": step_set_fifo_depths,
+    "hw_codegen": step_hw_codegen,
+    "estimate": step_estimate,
+}
+
+

@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The compilation pipeline: the step table, the runner and ``python -m flows.pipeline``.
+
+``run_flow(cfg)`` obtains the QONNX model (exporting a registry model or checkpoint with the
+exactness check), then runs the steps of :data:`STEPS` from ``cfg.from_step`` to
+``cfg.to_step``, saving ``<output_dir>/intermediate/NN_<step>.onnx`` after each and a
+``flow_report.json`` with the step times. A run that starts at a later step resumes from the
+saved model of the step before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
+from bnn_brevitas.utils import parse_overrides, setup_logging
+
+from . import hw_steps
+from .config import FlowConfig
+from .steps import GRAPH_STEPS, Step
+
+log = logging.getLogger(__name__)
+
+#: every step that runs without Xilinx tools, in order
+STEPS: dict[str, Step] = {**GRAPH_STEPS, **hw_steps.HW_STEPS}
+
+
+@dataclass
+class FlowResult:
+    model: ModelWrapper
+    out_dir: Path
+    steps_run: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def step_names(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> list[str]:
+    names = list(steps)
+    for bound in (cfg.from_step, cfg.to_step):
+        if bound is not None and bound not in steps:
+            raise UnknownNameError("step", bound, names)
+    lo = names.index(cfg.from_step) if cfg.from_step else 0
+    hi = names.index(cfg.to_step) if cfg.to_step else len(names) - 1
+    if lo > hi:
+        raise ConfigError(f"from_step {cfg.from_step!r} comes after to_step {cfg.to_step!r}")
+    return names[lo:hi + 1]
+
+
+def intermediate_path(cfg: FlowConfig, name: str, steps: dict[str, Step] = STEPS) -> Path:
+    return cfg.out_dir / "intermediate" / f"{list(steps).index(name) + 1:02d}_{name}.onnx"
+
+
+def load_source(cfg: FlowConfig) -> ModelWrapper:
+    """The QONNX model to compile: ``cfg.onnx`` as is, or an exactness-checked export."""
+    if cfg.onnx is not None:
+        if not cfg.onnx.is_file():
+            raise ConfigError(f"ONNX file {str(cfg.onnx)!r} does not exist")
+        return ModelWrapper(str(cfg.onnx))
+    from bnn_brevitas.checkpoint import load_model
+    from bnn_brevitas.export import calibrate_fresh, export_checked
+    from bnn_brevitas.models import create_model
+
+    if cfg.checkpoint is not None:
+        model = load_model(cfg.checkpoint)
+    else:
+        model = create_model(cfg.model, **cfg.model_overrides)
+        if cfg.calibrate_fresh:
+            calibrate_fresh(model, seed=cfg.seed)
+    path = cfg.out_dir / "model.qonnx.onnx"
+    export_checked(model, path, samples=2, seed=cfg.seed,
+                   extra={"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None})
+    return ModelWrapper(str(path))
+
+
+def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
+    """Run the configured steps (see the module docstring)."""
+    names = step_names(cfg, steps)
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "flow_config.yaml")
+    first = list(steps).index(names[0])
+    if first == 0:
+        model = load_source(cfg)
+    else:
+        prev = intermediate_path(cfg, list(steps)[first - 1], steps)
+        if not prev.is_file():
+            raise ConfigError(f"cannot start at step {names[0]!r}: {prev} does not exist "
+                              "(run the earlier steps first)")
+        model = ModelWrapper(str(prev))
+    result = FlowResult(model, out, [])
+    for name in names:
+        t0 = time.perf_counter()
+        log.info("step %s", name)
+        model = steps[name](model, cfg)
+        result.seconds[name] = round(time.perf_counter() - t0, 3)
+        path = intermediate_path(cfg, name, steps)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(str(path))
+        result.steps_run.append(name)
+        log.info("step %s done in %.1f s (%d nodes)", name, result.seconds[name],
+                 len(model.graph.node))
+    result.model = model
+    report = out / "flow_report.json"
+    old = json.loads(report.read_text()) if report.is_file() else {}
+    old.update(result.seconds)
+    report.write_text(json.dumps(old, indent=2))
+    return result
+
+
+def config_from_args(args: argparse.Namespace) -> FlowConfig:
+    overrides = parse_overrides(args.set)
+    for key in ("model", "checkpoint", "onnx", "board", "target_fps", "output_dir",
+                "from_step", "to_step"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    return FlowConfig.load(args.config, **overrides)
+
+
+def add_common_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--config", type=Path, help="FlowConfig YAML file")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model", help="registry model name (fresh weights)")
+    src.add_argument("--checkpoint", type=Path, help="training checkpoint")
+    src.add_argument("--onnx", type=Path, help="QONNX file")
+    ap.add_argument("--board", help="board name (default zcu104)")
+    ap.add_argument("--target-fps", type=float, help="folding target (default: resource budget)")
+    ap.add_argument("-o", "--output-dir", type=Path, help="default build/<model>-<board>")
+    ap.add_argument("--from-step", help="first step (resumes from the saved model before it)")
+    ap.add_argument("--to-step", help="last step")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any other FlowConfig field, e.g. --set resource_budget=0.5")
+    ap.add_argument("-v", "--verbose", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m flows.pipeline",
+                                 description="Compile a model with the FINN flow (no Vivado).")
+    add_common_args(ap)
+    ap.add_argument("--list-steps", action="store_true", help="print the steps and exit")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.list_steps:
+        for i, name in enumerate(STEPS, 1):
+            print(f"{i:2d} {name:28s} {(STEPS[name].__doc__ or '').splitlines()[0]}")  # noqa: T201
+        return 0
+    try:
+        result = run_flow(config_from_args(args))
+    except ToolkitError as e:
+        log.error("%s", e)
+        return 2
+    log.info("done: %s", ", ".join(result.steps_run))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..checkpoint import config_overrides, read_checkpoint
 from ..errors import ConfigError, UserError
 from ..models import create_model
+from .state import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ def load_teacher(path: str | Path, input_shape: tuple[int, ...], num_classes: in
     """Rebuild a checkpoint's model as a frozen eval-mode teacher; check it fits the data."""
     ckpt = read_checkpoint(checkpoint_path(path))
     model = create_model(ckpt["model"], **config_overrides(ckpt["model"], ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    if not ckpt.get("extra", {}).get("quantize", True):
+    quantize = ckpt.get("extra", {}).get("quantize", True)
+    load_weights(model, ckpt["state_dict"], quantize)
+    if not quantize:
         disable_quantization(model)
     shape, classes = tuple(model.cfg.input_shape), model.cfg.num_classes
     if shape != tuple(input_shape) or classes != num_classes:

@@ -33,7 +33,7 @@ from .distill import CHECKPOINT_NAME, checkpoint_path, disable_quantization, loa
 from .finish import finish_run
 from .loop import TrainSession, _zero_sums, epoch_train_metrics, evaluate, train_epoch
 from .recipe import build_optimizer, build_scheduler
-from .state import StopFlag, load_quant_stats_state, quant_stats_state, rng_state, set_rng_state
+from .state import load_quant_stats_state, load_weights, quant_stats_state, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,24 @@ def _new_run_dir(cfg: TrainConfig, ctx: DistContext) -> Path:
     return path
 
 
-def _build_session(cfg: TrainConfig, ctx: DistContext, data: DataBundle, run_dir: Path
-                   ) -> TrainSession:
-    device = resolve_device(cfg.device, ctx)
+def _build_model(cfg: TrainConfig, device: torch.device, ckpt: dict[str, Any] | None
+                 ) -> torch.nn.Module:
+    """The student, with a resumed run's weights. Brevitas re-creates its quantizers (and their
+    scale parameters) on ``load_state_dict``, so this must precede building the optimizer."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_overrides)
+    if ckpt is not None:
+        load_weights(model, ckpt["state_dict"], cfg.quantize)
+        load_quant_stats_state(model, ckpt["extra"]["train_state"]["quant_stats"])
     if not cfg.quantize:
         disable_quantization(model)
-    model.to(device)
+    return model.to(device)
+
+
+def _build_session(cfg: TrainConfig, ctx: DistContext, data: DataBundle, run_dir: Path,
+                   ckpt: dict[str, Any] | None = None) -> TrainSession:
+    device = resolve_device(cfg.device, ctx)
+    model = _build_model(cfg, device, ckpt)
     torch.manual_seed(cfg.seed + ctx.rank)  # the data/augmentation stream of this rank
     net = model
     if ctx.distributed:
@@ -159,19 +169,23 @@ def save_state(s: TrainSession, data: DataBundle, test_acc: float | None) -> Non
                     test_top1=test_acc)
 
 
-def restore_state(s: TrainSession, path: str | Path) -> None:
-    """Continue from a checkpoint written by ``save_state`` (same schedule, RNG, position)."""
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by ``save_state`` (``ConfigError`` if it has no training state)."""
     from ..checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(checkpoint_path(path))
-    st = ckpt.get("extra", {}).get("train_state")
-    if st is None:
+    if "train_state" not in ckpt.get("extra", {}):
         raise ConfigError(f"resume: {path} is a model checkpoint without training state")
+    return ckpt
+
+
+def restore_state(s: TrainSession, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Continue from ``ckpt`` (same schedule, RNG, position); the weights are already loaded
+    by ``_build_model``."""
+    st = ckpt["extra"]["train_state"]
     if st["world_size"] != s.ctx.world_size:
         log.warning("resuming a %d-process run with %d processes: the data order differs",
                     st["world_size"], s.ctx.world_size)
-    s.model.load_state_dict(ckpt["state_dict"])
-    load_quant_stats_state(s.model, st["quant_stats"])
     s.optimizer.load_state_dict(st["optimizer"])
     s.scheduler.load_state_dict(st["scheduler"])
     if s.scaler is not None and st["scaler"] is not None:
@@ -208,6 +222,8 @@ def run_epochs(s: TrainSession, data: DataBundle) -> bool:
             log.info("epoch %d/%d: train loss %.4f top-1 %.2f %% | test loss %.4f top-1 "
                      "%.2f %% | %.1f img/s", record["epoch"], s.cfg.epochs, record["train_loss"],
                      100 * record["train_acc"], test_loss, 100 * test_acc, record["img_per_s"])
+        if s.epoch < s.cfg.epochs and s.ctx.any(s.stop.requested, s.device):
+            return False  # signalled during evaluation: the epoch's checkpoint is saved
     return True
 
 
@@ -239,9 +255,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     log_filter = _MainRankOnly(ctx)
     for h in logging.getLogger().handlers:
         h.addFilter(log_filter)
+    threads = torch.get_num_threads()
     try:
         return _train(cfg, ctx)
     finally:
+        torch.set_num_threads(threads)
         for h in logging.getLogger().handlers:
             h.removeFilter(log_filter)
         ctx.close()
@@ -249,9 +267,10 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _train(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
     cfg, data, run_dir = _prepare(cfg, ctx)
-    s = _build_session(cfg, ctx, data, run_dir)
-    if cfg.resume:
-        restore_state(s, cfg.resume)
+    ckpt = read_training_checkpoint(cfg.resume) if cfg.resume else None
+    s = _build_session(cfg, ctx, data, run_dir, ckpt)
+    if ckpt is not None:
+        restore_state(s, ckpt, cfg.resume)
         if ctx.is_main:  # the checkpoint's history is authoritative
             (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in s.history))
     s.stop.install()

@@ -65,6 +65,20 @@ def load_quant_stats_state(model: nn.Module, state: dict[str, dict[str, Any]]) -
             m.value.copy_(s["value"])
 
 
+def load_weights(model: nn.Module, state_dict: dict[str, Any], quantize: bool = True) -> None:
+    """``load_state_dict``; a ``--no-quantize`` run never calls its activation quantizers, and
+    Brevitas leaves the scale of a never-called quantizer out of the state dict."""
+    from ..errors import UserError
+
+    if quantize:
+        model.load_state_dict(state_dict)
+        return
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    bad = [k for k in missing if not k.endswith(".scaling_impl.value")] + list(unexpected)
+    if bad:
+        raise UserError(f"checkpoint does not match {type(model).__name__}: {bad[:5]}")
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM; the loop checks it after every step and saves a checkpoint.
 

@@ -46,7 +46,10 @@ def step_minimize_bit_width(model: ModelWrapper, cfg: FlowConfig) -> ModelWrappe
         MinimizeWeightBitWidth,
     )
 
-    return model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
+    model = model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+    return model.transform(RoundAndClipThresholds())
 
 
 def step_set_folding(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:

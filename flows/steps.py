@@ -54,7 +54,11 @@ class PartitionError(ToolkitError):
 
 
 def tidy(model: ModelWrapper, readable_names: bool = True) -> ModelWrapper:
+    """Shapes, datatypes (with exact integer ranges), unique names, no unused tensors."""
+    from .transforms.graph_io import NarrowIntegerDatatypes
+
     model = model.transform(InferShapes()).transform(InferDataTypes())
+    model = model.transform(NarrowIntegerDatatypes())
     model = model.transform(GiveUniqueNodeNames())
     if readable_names:
         model = model.transform(GiveReadableTensorNames())
@@ -92,14 +96,17 @@ def step_lower(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """NCHW → NHWC with convs as Im2Col + MatMul, bipolar MatMuls → XNOR-popcount, re-streamline
     the popcount correction, round thresholds to the integer input grid."""
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-    from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
 
     from .transforms.affine import AffineStreamline
     from .transforms.graph_io import RemoveIdentityThresholds
-    from .transforms.layout import BinaryIm2ColPadValue, ToChannelsLast
+    from .transforms.layout import (
+        BinaryIm2ColPadValue,
+        BipolarMatMulToXnorPopcount,
+        ToChannelsLast,
+    )
 
     model = tidy(model.transform(ToChannelsLast()), readable_names=False)
-    model = model.transform(ConvertBipolarMatMulToXnorPopcount())
+    model = model.transform(BipolarMatMulToXnorPopcount())
     model = tidy(model.transform(BinaryIm2ColPadValue()), readable_names=False)
     model = tidy(model.transform(AffineStreamline("NHWC")), readable_names=False)
     model = model.transform(RoundAndClipThresholds())
@@ -145,10 +152,12 @@ def step_convert_to_hw(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
         ew.InferElementwiseBinaryOperation(integer_operands),
         dup.InferDuplicateStreamsLayer(),
     ]
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
     for t in passes:
         model = model.transform(t).transform(InferDataLayouts())
-    model = tidy(model, readable_names=False)
-    return model.transform(InferReshape())
+    model = tidy(model, readable_names=False).transform(InferReshape())
+    return model.transform(RoundAndClipThresholds())
 
 
 #: ops allowed outside the partition: the input layout change and the output scaling

@@ -61,7 +61,7 @@ class BNextConfig:
     act_bits: int = 4
     gate_bits: int = 4
     se_bits: int = 4
-    gap_bits: int = 8
+    gap_bits: int = 4
     #: padding of the binary 3×3 convs: "auto" (hw → minus_one, faithful → zero), "zero", "minus_one"
     binary_pad: str = "auto"
     #: binary weights with BNext's progressive (temperature) binarization while training

@@ -123,6 +123,8 @@ def _flip_channels(st: St, node: NodeProto, src: str, neg: np.ndarray) -> str:
     w = w * (sign[:, None, None, None] if prod.op_type == "Conv" else sign[None, :])
     flipped = copy.deepcopy(prod)
     flipped.input[1] = st._const(w.astype(np.float32))
+    # a sign flip keeps the weights' datatype (bipolar stays bipolar, INTk stays INTk)
+    st.model.set_tensor_datatype(flipped.input[1], st.model.get_tensor_datatype(prod.input[1]))
     flipped.output[0] = st._new_tensor(src)
     st.out_nodes.append(flipped)
     return flipped.output[0]

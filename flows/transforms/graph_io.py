@@ -92,3 +92,46 @@ class InferGlobalSum(Transformation):
             model.graph.node.remove(node)
             model.graph.node.insert(index, new)
         return model, False
+
+
+class NarrowIntegerDatatypes(Transformation):
+    """Exact integer ranges for standard ops that qonnx annotates as INT32/FLOAT32.
+
+    qonnx types every integer ``Add``/``Mul`` as INT32 and a ``ReduceSum`` as FLOAT32; the HW
+    layers built from them (and the thresholds after them) would be needlessly wide, and float
+    typing keeps thresholds from being rounded. Sums and products of integer operands get the
+    smallest datatype that holds their exact range. Run after every ``InferDataTypes``.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            rng = self._range(model, node)
+            if rng is not None:
+                lo, hi = rng
+                dt = DataType.get_smallest_possible(lo if lo < 0 else hi)
+                if lo < 0 and not dt.allowed(hi):
+                    dt = DataType.get_smallest_possible(-hi - 1)
+                model.set_tensor_datatype(node.output[0], dt)
+        return model, False
+
+    @staticmethod
+    def _range(model: ModelWrapper, node) -> tuple[int, int] | None:
+        if node.op_type not in ("Add", "Mul", "ReduceSum"):
+            return None
+        dts = [model.get_tensor_datatype(i) for i in node.input[:2 if node.op_type != "ReduceSum"
+                                                                   else 1]]
+        if any(model.get_initializer(i) is not None for i in node.input[:len(dts)]):
+            return None
+        if not all(dt.is_integer() for dt in dts):
+            return None
+        (a0, a1) = (int(dts[0].min()), int(dts[0].max()))
+        if node.op_type == "ReduceSum":
+            shape = model.get_tensor_shape(node.input[0])
+            axes = [int(a) % len(shape) for a in model.get_initializer(node.input[1])]
+            n = int(np.prod([shape[a] for a in axes]))
+            return a0 * n, a1 * n
+        b0, b1 = int(dts[1].min()), int(dts[1].max())
+        if node.op_type == "Add":
+            return a0 + b0, a1 + b1
+        products = [a0 * b0, a0 * b1, a1 * b0, a1 * b1]
+        return min(products), max(products)

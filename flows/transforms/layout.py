@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import NodeProto, helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -228,3 +229,64 @@ class BinaryIm2ColPadValue(Transformation):
                     "(the hw mode default)")
             inst.set_nodeattr("pad_value", 0)
         return model, False
+
+
+class BipolarMatMulToXnorPopcount(Transformation):
+    """Bipolar MatMul → ``XnorPopcountMatMul`` + ``2·P − K`` correction, like qonnx's
+    ``ConvertBipolarMatMulToXnorPopcount``, but also when several MatMuls share one bipolar
+    thresholding (qonnx converts the shared thresholding to BINARY for the first MatMul and then
+    no longer recognises the others as bipolar; BNext's two 1×1 branches share their sign).
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        bipolar = DataType["BIPOLAR"]
+        todo = [n for n in model.graph.node if n.op_type == "MatMul"
+                and model.get_tensor_datatype(n.input[0]) == bipolar
+                and model.get_tensor_datatype(n.input[1]) == bipolar]
+        for node in todo:
+            self._binary_source(model, node)
+            w = model.get_initializer(node.input[1])
+            k = w.shape[0]
+            w_name = model.make_new_valueinfo_name()
+            model.set_initializer(w_name, ((w + 1) / 2).astype(np.float32))
+            model.set_tensor_datatype(w_name, DataType["BINARY"])
+            node.input[1] = w_name
+            node.op_type, node.domain = "XnorPopcountMatMul", "qonnx.custom_op.general"
+            out = node.output[0]
+            popcount, doubled = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+            for t in (popcount, doubled):
+                model.set_tensor_shape(t, model.get_tensor_shape(out))
+            node.output[0] = popcount
+            model.set_tensor_datatype(popcount, DataType["UINT32"])
+            two, minus_k = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+            model.set_initializer(two, np.asarray(2.0, dtype=np.float32))
+            model.set_initializer(minus_k, np.asarray(-float(k), dtype=np.float32))
+            i = list(model.graph.node).index(node)
+            model.graph.node.insert(i + 1, helper.make_node("Mul", [popcount, two], [doubled]))
+            model.graph.node.insert(i + 2, helper.make_node("Add", [doubled, minus_k], [out]))
+        return model, False
+
+    @staticmethod
+    def _binary_source(model: ModelWrapper, node: NodeProto) -> None:
+        """Make the thresholding that feeds ``node`` emit {0, 1}; type the path BINARY."""
+        t = node.input[0]
+        path = [t]
+        producer = model.find_producer(t)
+        while producer is not None and producer.op_type != "MultiThreshold":
+            if producer.op_type not in ("Im2Col", "Transpose", "Reshape", "Identity"):
+                raise LayoutError(f"{node.name}: bipolar input not produced by a thresholding "
+                                  f"(found {producer.op_type})")
+            t = producer.input[0]
+            path.append(t)
+            producer = model.find_producer(t)
+        if producer is None:
+            raise LayoutError(f"{node.name}: bipolar graph input cannot become binary")
+        inst = getCustomOp(producer)
+        if inst.get_nodeattr("out_dtype") == "BIPOLAR":
+            if inst.get_nodeattr("out_scale") != 2.0 or inst.get_nodeattr("out_bias") != -1.0:
+                raise LayoutError(f"{producer.name}: unexpected bipolar scale/bias")
+            inst.set_nodeattr("out_dtype", "BINARY")
+            inst.set_nodeattr("out_scale", 1.0)
+            inst.set_nodeattr("out_bias", 0.0)
+        for tensor in path:
+            model.set_tensor_datatype(tensor, DataType["BINARY"])

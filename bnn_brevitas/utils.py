@@ -41,6 +41,8 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
     for noisy in ("matplotlib", "PIL", "onnxscript", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # finn-plus logs every datatype adjustment as a warning; keep them for --verbose
+    logging.getLogger("finn_logger").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 def sha256_file(path: str | Path) -> str:

@@ -195,8 +195,14 @@ def reduce_mean(st: St, node: NodeProto) -> None:
         return St._keep(st, node)
     x = st._rep(node.input[0])
     count = int(np.prod([shape[a] for a in axes]))
-    st._make("ReduceSum", [x.src, st._const(axes, dtype=np.int64)], [node.output[0]],
-             keepdims=1, name=node.name, emit=True)
+    opset = next((o.version for o in st.model.model.opset_import if o.domain in ("", "ai.onnx")),
+                 18)
+    if opset >= 13:  # axes became an input of ReduceSum in opset 13
+        st._make("ReduceSum", [x.src, st._const(axes, dtype=np.int64)], [node.output[0]],
+                 keepdims=1, name=node.name, emit=True)
+    else:
+        st._make("ReduceSum", [x.src], [node.output[0]], axes=axes, keepdims=1, name=node.name,
+                 emit=True)
     st.reps[node.output[0]] = Affine(node.output[0], _simplify(x.scale / count), x.bias)
 
 

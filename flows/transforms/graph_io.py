@@ -75,9 +75,9 @@ class InferGlobalSum(Transformation):
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         for node in list(model.graph.node):
-            if node.op_type != "ReduceSum" or len(node.input) < 2:
+            if node.op_type != "ReduceSum":
                 continue
-            axes = sorted(int(a) for a in model.get_initializer(node.input[1]))
+            axes = sorted(int(a) for a in _reduce_axes(model, node))
             idt = model.get_tensor_datatype(node.input[0])
             shape = model.get_tensor_shape(node.input[0])
             if axes != [1, 2] or len(shape) != 4 or not idt.is_integer():
@@ -127,7 +127,7 @@ class NarrowIntegerDatatypes(Transformation):
         (a0, a1) = (int(dts[0].min()), int(dts[0].max()))
         if node.op_type == "ReduceSum":
             shape = model.get_tensor_shape(node.input[0])
-            axes = [int(a) % len(shape) for a in model.get_initializer(node.input[1])]
+            axes = [int(a) % len(shape) for a in _reduce_axes(model, node)]
             n = int(np.prod([shape[a] for a in axes]))
             return a0 * n, a1 * n
         b0, b1 = int(dts[1].min()), int(dts[1].max())
@@ -135,3 +135,13 @@ class NarrowIntegerDatatypes(Transformation):
             return a0 + b0, a1 + b1
         products = [a0 * b0, a0 * b1, a1 * b0, a1 * b1]
         return min(products), max(products)
+
+
+def _reduce_axes(model: ModelWrapper, node) -> list[int]:
+    """The axes of a Reduce* node: an input from opset 13 on, an attribute before."""
+    if len(node.input) > 1 and node.input[1]:
+        return [int(a) for a in model.get_initializer(node.input[1])]
+    from qonnx.util.basic import get_by_name
+
+    attr = get_by_name(node.attribute, "axes")
+    return list(attr.ints) if attr is not None else []

@@ -131,11 +131,16 @@ def _max_pool(st: ToChannelsLast, node: NodeProto) -> None:
 
 
 def _reduce_sum(st: ToChannelsLast, node: NodeProto) -> None:
-    axes = sorted(int(a) % 4 for a in st.model.get_initializer(node.input[1]))
+    from .graph_io import _reduce_axes
+
+    axes = sorted(int(a) % 4 for a in _reduce_axes(st.model, node))
     if node.input[0] in st.is4d:
         if axes != [2, 3]:
             raise LayoutError(f"{node.name}: only the global sum over H, W is supported")
-        node.input[1] = st._const([1, 2], dtype=np.int64)
+        if len(node.input) > 1:
+            node.input[1] = st._const([1, 2], dtype=np.int64)
+        else:
+            get_by_name(node.attribute, "axes").ints[:] = [1, 2]
     st.new.append(node)
 
 

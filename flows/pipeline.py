@@ -94,6 +94,8 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
                               "(run the earlier steps first)")
         model = ModelWrapper(str(prev))
     result = FlowResult(model, out, [])
+    report = out / "flow_report.json"
+    times = json.loads(report.read_text()) if report.is_file() else {}
     for name in names:
         t0 = time.perf_counter()
         log.info("step %s", name)
@@ -103,13 +105,11 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(str(path))
         result.steps_run.append(name)
+        times[name] = result.seconds[name]
+        report.write_text(json.dumps(times, indent=2))
         log.info("step %s done in %.1f s (%d nodes)", name, result.seconds[name],
                  len(model.graph.node))
     result.model = model
-    report = out / "flow_report.json"
-    old = json.loads(report.read_text()) if report.is_file() else {}
-    old.update(result.seconds)
-    report.write_text(json.dumps(old, indent=2))
     return result
 
 

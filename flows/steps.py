@@ -53,8 +53,11 @@ class PartitionError(ToolkitError):
     """Compute nodes were left outside the dataflow partition; the message lists them."""
 
 
-def tidy(model: ModelWrapper, readable_names: bool = True) -> ModelWrapper:
-    """Shapes, datatypes (with exact integer ranges), unique names, no unused tensors."""
+def tidy(model: ModelWrapper, readable_names: bool = False) -> ModelWrapper:
+    """Shapes, datatypes (with exact integer ranges), unique node names, no unused tensors.
+
+    Tensor names are made readable only once (``step_tidy``); later steps keep them, so that
+    ``flows.verify`` can match the tensors of consecutive stages."""
     from .transforms.graph_io import NarrowIntegerDatatypes
 
     model = model.transform(InferShapes()).transform(InferDataTypes())
@@ -69,7 +72,7 @@ def step_tidy(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """QONNX cleanup: constant folding, shapes, datatypes, unique names."""
     from qonnx.util.cleanup import cleanup_model
 
-    return tidy(cleanup_model(model))
+    return tidy(cleanup_model(model), readable_names=True)
 
 
 def step_qonnx_to_finn(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
@@ -105,10 +108,10 @@ def step_lower(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
         ToChannelsLast,
     )
 
-    model = tidy(model.transform(ToChannelsLast()), readable_names=False)
+    model = tidy(model.transform(ToChannelsLast()))
     model = model.transform(BipolarMatMulToXnorPopcount())
-    model = tidy(model.transform(BinaryIm2ColPadValue()), readable_names=False)
-    model = tidy(model.transform(AffineStreamline("NHWC")), readable_names=False)
+    model = tidy(model.transform(BinaryIm2ColPadValue()))
+    model = tidy(model.transform(AffineStreamline("NHWC")))
     model = model.transform(RoundAndClipThresholds())
     return tidy(model.transform(RemoveIdentityThresholds()))
 
@@ -156,7 +159,7 @@ def step_convert_to_hw(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 
     for t in passes:
         model = model.transform(t).transform(InferDataLayouts())
-    model = tidy(model, readable_names=False).transform(InferReshape())
+    model = tidy(model).transform(InferReshape())
     return model.transform(RoundAndClipThresholds())
 
 

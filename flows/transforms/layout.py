@@ -273,12 +273,13 @@ class BipolarMatMulToXnorPopcount(Transformation):
 
     @staticmethod
     def _binary_source(model: ModelWrapper, node: NodeProto) -> None:
-        """Make the thresholding that feeds ``node`` emit {0, 1}; type the path BINARY."""
+        """Make the thresholding that feeds ``node`` emit {0, 1}; type the path BINARY (max
+        pooling commutes with the monotone map −1 → 0, +1 → 1)."""
         t = node.input[0]
         path = [t]
         producer = model.find_producer(t)
         while producer is not None and producer.op_type != "MultiThreshold":
-            if producer.op_type not in ("Im2Col", "Transpose", "Reshape", "Identity"):
+            if producer.op_type not in ("Im2Col", "Transpose", "Reshape", "Identity", "MaxPoolNHWC"):
                 raise LayoutError(f"{node.name}: bipolar input not produced by a thresholding "
                                   f"(found {producer.op_type})")
             t = producer.input[0]

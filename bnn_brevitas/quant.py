@@ -21,7 +21,7 @@ quantizer                     meaning                                      FINN 
 ``IntWeightPerTensor``        k-bit narrow signed weights, per tensor       MVAU weights
 ``SignedActQuant``            k-bit signed activations, learned scale       MultiThreshold
 ``UnsignedActQuant``          k-bit unsigned activations, learned scale     MultiThreshold
-``GateQuant``                 k-bit unsigned on [0, 1], constant scale      MultiThreshold
+``GateQuant``                 k-bit unsigned on [0, 1), constant scale 2^-k MultiThreshold
 ============================  ===========================================  ==================
 """
 
@@ -134,20 +134,35 @@ class IntWeightPerTensor(Int8WeightPerTensorFloat):
     """Narrow signed k-bit weights, one float scale per tensor (``bit_width`` overridden)."""
 
 
+#: training steps of percentile statistics before an activation scale becomes a learned
+#: parameter. Brevitas uses 300; its statistics are an exponential moving average with
+#: momentum 0.1 (a ~10-step window), so 30 steps already converge, and the percentile
+#: (``kthvalue``) makes those steps ~1.7× slower than the rest on the CPU.
+ACT_STATS_STEPS = 30
+
+
 class SignedActQuant(Int8ActPerTensorFloat):
     """Signed k-bit activations, per-tensor scale initialised from runtime statistics."""
+
+    collect_stats_steps = ACT_STATS_STEPS
 
 
 class UnsignedActQuant(Uint8ActPerTensorFloat):
     """Unsigned k-bit activations, per-tensor scale initialised from runtime statistics."""
 
+    collect_stats_steps = ACT_STATS_STEPS
+
 
 class GateQuant(Uint8ActPerTensorFloat):
-    """Unsigned k-bit gate on [0, 1] with the constant scale 1/(2^k - 1): a quantized hard-sigmoid."""
+    """Unsigned k-bit gate on [0, 1) with the constant scale 2^-k: a quantized hard-sigmoid.
+
+    The grid is k/2^k (not k/(2^k - 1)) so that ½, the gate of a zero input, is a grid point:
+    on a k/15 grid it is an exact rounding tie, where Brevitas (half to even) and FINN's
+    thresholds (half up) disagree. ``gate_act`` sets the constant for the bit width."""
 
     scaling_impl_type = ScalingImplType.CONST
-    scaling_const = 1.0
-    max_val = 1.0
+    scaling_const = 15 / 16
+    max_val = 15 / 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,8 +245,10 @@ def unsigned_act(bits: int) -> QuantReLU:
 
 
 def gate_act(bits: int) -> QuantReLU:
-    """clamp(x, 0, 1) on a k-bit grid with constant scale: the quantized hard-sigmoid."""
-    return _tag(QuantReLU(act_quant=GateQuant, bit_width=bits), act_bits=bits)
+    """clamp(x, 0, 1 − 2^-k) on the grid 2^-k: the quantized hard-sigmoid."""
+    top = (2**bits - 1) / 2**bits
+    return _tag(QuantReLU(act_quant=GateQuant, bit_width=bits, scaling_const=top, max_val=top),
+                act_bits=bits)
 
 
 def set_binarization_temperature(model: nn.Module, temperature: float) -> int:

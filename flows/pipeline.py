@@ -24,6 +24,7 @@ from bnn_brevitas.utils import parse_overrides, setup_logging
 
 from . import hw_steps
 from .config import FlowConfig
+from .divergence import AFFINE_MAP_KEY
 from .steps import GRAPH_STEPS, Step
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,21 @@ def load_source(cfg: FlowConfig) -> ModelWrapper:
         if not cfg.onnx.is_file():
             raise ConfigError(f"ONNX file {str(cfg.onnx)!r} does not exist")
         return ModelWrapper(str(cfg.onnx))
-    from bnn_brevitas.checkpoint import load_model
+    import torch
+
+    from bnn_brevitas.checkpoint import load_model, save_checkpoint
     from bnn_brevitas.export import calibrate_fresh, export_checked
     from bnn_brevitas.models import create_model
 
     if cfg.checkpoint is not None:
         model = load_model(cfg.checkpoint)
     else:
+        torch.manual_seed(cfg.seed)
         model = create_model(cfg.model, **cfg.model_overrides)
         if cfg.calibrate_fresh:
             calibrate_fresh(model, seed=cfg.seed)
+    # the exact weights compiled, for flows/verify.py's Brevitas stage
+    save_checkpoint(cfg.out_dir / "model.pt", model.eval(), source=str(cfg.checkpoint or cfg.model))
     path = cfg.out_dir / "model.qonnx.onnx"
     export_checked(model, path, samples=2, seed=cfg.seed,
                    extra={"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None})
@@ -99,6 +105,7 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
     for name in names:
         t0 = time.perf_counter()
         log.info("step %s", name)
+        model.set_metadata_prop(AFFINE_MAP_KEY, "")  # a tensor map describes one step only
         model = steps[name](model, cfg)
         result.seconds[name] = round(time.perf_counter() - t0, 3)
         path = intermediate_path(cfg, name, steps)

@@ -27,6 +27,7 @@ final scaling, and the integer tensors bit for bit.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,8 @@ from qonnx.transformation.general import SortGraph
 
 from bnn_brevitas.errors import ToolkitError
 
+#: model metadata key of the tensor map (read by flows.divergence)
+AFFINE_MAP_KEY = "flows.affine_map"
 #: threshold standing in for ±∞ (RoundAndClipThresholds clips it to the input range later)
 BIG = 1e30
 
@@ -194,7 +197,15 @@ class AffineStreamline(Transformation):
                 producer.output[list(producer.output).index(real)] = out.name
         del model.graph.node[:]
         model.graph.node.extend(_live_nodes(self.out_nodes, [o.name for o in outputs]))
+        self._record_map(model)
         return model, False
+
+    def _record_map(self, model: ModelWrapper) -> None:
+        """Store value(name) = a · q[src] + b for every rewritten tensor in the model metadata,
+        so that ``flows.divergence`` can compare this graph with the one before."""
+        entries = {name: [rep.src, rep.scale.reshape(-1).tolist(), rep.bias.reshape(-1).tolist()]
+                   for name, rep in self.reps.items() if name != rep.src or not rep.identity}
+        model.set_metadata_prop(AFFINE_MAP_KEY, json.dumps(entries))
 
 
 def _live_nodes(nodes: list[NodeProto], outputs: list[str]) -> list[NodeProto]:

@@ -66,11 +66,15 @@ def test_input_quant_is_the_uint8_pixel_grid():
     assert float(iq.act_quant.scale()) == pytest.approx(1 / 255, rel=1e-7)
 
 
-def test_gate_is_a_4bit_grid_on_0_1():
-    g = q.gate_act(4)
-    y = g(torch.tensor([-1.0, 0.0, 0.2, 0.55, 1.0, 3.0])) * 15
-    assert torch.round(y).tolist() == [0.0, 0.0, 3.0, 8.0, 15.0, 15.0]
+@pytest.mark.parametrize("bits", [2, 4])
+def test_gate_is_a_k_bit_grid_on_0_1_with_one_half_on_it(bits):
+    g = q.gate_act(bits)
+    n = 2**bits
+    y = g(torch.tensor([-1.0, 0.0, 0.2, 0.5, 0.55, 1.0, 3.0])) * n
+    expected = [0, 0, round(0.2 * n), n // 2, round(0.55 * n), n - 1, n - 1]
+    assert torch.round(y).tolist() == [float(e) for e in expected]
     assert (y - torch.round(y)).abs().max() < 1e-5
+    assert float(g.act_quant.scale()) == pytest.approx(1 / n)
 
 
 def test_progressive_binarization_soft_while_training_exact_in_eval():

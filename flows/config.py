@@ -49,7 +49,7 @@ class FlowConfig:
     impl_style: str = "auto"
     #: keep thresholds as separate layers instead of merging them into the MVAUs
     standalone_thresholds: bool = False
-    #: output directory (default build/<model>-<board>)
+    #: output directory (default build/<model>_<board>)
     output_dir: Path | None = None
     #: first and last step to run (names from ``flows.steps.STEPS``)
     from_step: str | None = None
@@ -98,7 +98,7 @@ class FlowConfig:
 
     @property
     def out_dir(self) -> Path:
-        return self.output_dir or Path("build") / f"{self.name}-{self.board_info.name}"
+        return self.output_dir or Path("build") / f"{self.name}_{self.board_info.name}"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -100,6 +100,18 @@ def step_estimate(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     return model
 
 
+def step_make_driver_meta(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """``accel_meta.json`` for ``hw/driver``, golden input/output vectors of the partition, and
+    the HW-layer graph the driver's emulator runs (``dataflow_partition.onnx``)."""
+    import json as _json
+
+    from .driver_meta import write_driver_meta
+
+    est = cfg.out_dir / "report" / "estimate.json"
+    write_driver_meta(model, cfg, _json.loads(est.read_text()) if est.is_file() else None)
+    return model
+
+
 HW_STEPS: dict[str, Step] = {
     "specialize_layers": step_specialize_layers,
     "set_folding": step_set_folding,
@@ -107,6 +119,7 @@ HW_STEPS: dict[str, Step] = {
     "set_fifo_depths": step_set_fifo_depths,
     "hw_codegen": step_hw_codegen,
     "estimate": step_estimate,
+    "make_driver_meta": step_make_driver_meta,
 }
 
 

@@ -138,7 +138,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     src.add_argument("--onnx", type=Path, help="QONNX file")
     ap.add_argument("--board", help="board name (default zcu104)")
     ap.add_argument("--target-fps", type=float, help="folding target (default: resource budget)")
-    ap.add_argument("-o", "--output-dir", type=Path, help="default build/<model>-<board>")
+    ap.add_argument("-o", "--output-dir", type=Path, help="default build/<model>_<board>")
     ap.add_argument("--from-step", help="first step (resumes from the saved model before it)")
     ap.add_argument("--to-step", help="last step")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

@@ -1,0 +1,370 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Bit-accurate verification of a compilation, stage by stage, from Brevitas down to RTL.
+
+``python flows/verify.py`` (or ``make verify``) runs every stage on the same samples and
+compares each with the previous stage and with the Brevitas reference:
+
+==================  ========================================================================
+stage               compared as
+==================  ========================================================================
+brevitas            reference: float logits, and the exact integer logits q = codes · W_int
+                    of the last (8-bit) FC, computed in int64
+qonnx … lower,      integer logits, exactly (float stages: recovered as round((y − b)/a)
+convert_to_hw,      with the output scaling (a, b) of the streamlined graph, which must land
+partition           within ¼ of an integer), top-1, and every integer tensor against its
+                    datatype annotation
+rtlsim              every RTL layer simulated with Verilator on its exact packed input stream
+                    (``flows/rtlsim.py``)
+cppsim / stitched   FINN's own simulations: need Vitis HLS / Vivado (skipped with the reason)
+board               the deploy bundle's driver on the board (skipped without ``--bundle``)
+==================  ========================================================================
+
+On the first failing stage the first diverging node is located (``flows/divergence.py``), the
+JSON and Markdown reports are written and the exit code is 1. Samples: Fashion-MNIST test images
+when the model takes 28×28×1 input and the dataset is installed, seeded random images otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bnn_brevitas.errors import ToolkitError
+from bnn_brevitas.utils import setup_logging
+
+log = logging.getLogger("flows.verify")
+
+GRAPH_STAGES = ("tidy", "qonnx_to_finn", "streamline", "lower", "convert_to_hw",
+                "create_dataflow_partition")
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str  # "pass" | "fail" | "skipped"
+    samples: int = 0
+    exact: bool | None = None
+    max_abs_diff: float | None = None
+    top1_agree: float | None = None
+    top1_acc: float | None = None
+    seconds: float = 0.0
+    note: str = ""
+    divergence: dict | None = None
+
+
+@dataclass
+class VerifyReport:
+    build_dir: str
+    model: str
+    samples: str
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status != "fail" for s in self.stages)
+
+
+# -- samples and references ------------------------------------------------------------------
+
+def load_samples(shape: tuple[int, ...], n: int, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(uint8 images N×C×H×W as float32, labels or None, description)."""
+    if tuple(shape) == (1, 28, 28) and (FMNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        from bnn_brevitas.train.data import read_idx
+
+        x = read_idx(FMNIST / "t10k-images-idx3-ubyte.gz")[:n].astype(np.float32)
+        y = read_idx(FMNIST / "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64)
+        return x[:, None], y, f"first {n} Fashion-MNIST test images"
+    x = np.random.default_rng(seed).integers(0, 256, size=(n, *shape)).astype(np.float32)
+    return x, None, f"{n} seeded random images (seed {seed})"
+
+
+def brevitas_reference(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float logits, exact integer logits of the last FC or None) of the eval-mode model."""
+    import torch
+    from brevitas.nn import QuantLinear
+
+    from bnn_brevitas.export import brevitas_integer_probe
+
+    fcs = [m for m in model.modules() if isinstance(m, QuantLinear)]
+    y, codes = brevitas_integer_probe(model.eval(), torch.from_numpy(x / 255.0).float())
+    fc = fcs[-1] if fcs else None
+    if fc is None or fc.bias is not None or fc.quant_weight().scale.numel() != 1:
+        return y, None
+    with torch.no_grad():
+        w_int = fc.quant_weight().int().to(torch.int64).numpy()
+    c = np.round(codes.reshape(len(x), -1)).astype(np.int64)
+    return y, c @ w_int.T
+
+
+# -- executing stages ------------------------------------------------------------------------
+
+def _output_tail(model) -> tuple[str, float, float]:
+    """(integer tensor, a, b) with output = a · tensor + b, from the Mul/Add tail."""
+    name, a, b = model.graph.output[0].name, 1.0, 0.0
+    while True:
+        node = model.find_producer(name)
+        if node is None or node.op_type not in ("Mul", "Add"):
+            return name, a, b
+        const = [model.get_initializer(i) for i in node.input]
+        if not any(c is not None for c in const):
+            return name, a, b
+        c = next(v for v in const if v is not None)
+        if np.asarray(c).size != 1:
+            return name, a, b
+        c = float(np.asarray(c).reshape(()))
+        if node.op_type == "Mul":
+            a, b = a * c, b * c
+        else:
+            b = b + c
+        name = next(i for i in node.input if model.get_initializer(i) is None)
+
+
+def run_stage(path: Path, x: np.ndarray, pixel_input: bool
+              ) -> tuple[np.ndarray, np.ndarray | None, list[dict]]:
+    """(logits, integer logits if the graph exposes them, annotation violations)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.divergence import annotation_violations, execute_full
+
+    model = ModelWrapper(str(path))
+    tensor, a, b = _output_tail(model)
+    integer = model.get_tensor_datatype(tensor).is_integer()
+    ys, qs, bad = [], [], []
+    for i in range(len(x)):
+        xi = x[i:i + 1] if pixel_input else x[i:i + 1] / 255.0
+        ctx = execute_full(model, xi.astype(np.float32))
+        ys.append(ctx[model.graph.output[0].name])
+        if integer:
+            qs.append(ctx[tensor])
+        if not bad:
+            bad = annotation_violations(model, ctx)
+    q = np.concatenate(qs).reshape(len(x), -1) if integer else None
+    return np.concatenate(ys).reshape(len(x), -1), q, bad
+
+
+def _load_torch_model(build: Path):
+    """The Brevitas model the build was made from (checkpoint or the saved fresh weights)."""
+    from bnn_brevitas.checkpoint import load_model
+
+    for candidate in (build / "model.pt",):
+        if candidate.is_file():
+            return load_model(candidate)
+    return None
+
+
+def _compare(res: StageResult, y, q, prev_y, q_ref, labels, int_exact_expected: bool) -> None:
+    res.samples = len(y)
+    if q is not None and q_ref is not None:
+        res.exact = bool(np.array_equal(np.round(q).astype(np.int64), q_ref))
+    if prev_y is not None:
+        res.max_abs_diff = float(np.abs(y - prev_y).max())
+        res.top1_agree = float(np.mean(y.argmax(-1) == prev_y.argmax(-1)))
+    if labels is not None:
+        res.top1_acc = float(np.mean(y.argmax(-1) == labels))
+    ok = res.exact is not False and (res.top1_agree is None or res.top1_agree == 1.0)
+    if int_exact_expected and res.exact is None:
+        ok = ok and res.max_abs_diff is not None and \
+            res.max_abs_diff <= 1e-5 * (1 + float(np.abs(prev_y).max()))
+    res.status = "pass" if ok else "fail"
+
+
+def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed: int = 0,
+           bundle: Path | None = None) -> VerifyReport:
+    """Verify the build in ``build`` (see the module docstring)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.divergence import first_divergence
+    from flows.pipeline import intermediate_path
+    from flows.config import FlowConfig
+
+    cfg = FlowConfig.load(build / "flow_config.yaml", output_dir=build)
+    qonnx_path = build / "model.qonnx.onnx"
+    qm = ModelWrapper(str(qonnx_path))
+    shape = tuple(qm.get_tensor_shape(qm.graph.input[0].name)[1:])
+    x, labels, desc = load_samples(shape, samples, seed)
+    report = VerifyReport(str(build), cfg.name, desc)
+    want = set(stages) if stages else None
+    q_ref, prev = None, None  # prev: (name, path, logits, pixel_input)
+
+    torch_model = _load_torch_model(build)
+    res = StageResult("brevitas", "skipped")
+    if torch_model is None:
+        res.note = "no Brevitas weights in the build (model.pt): compiled from a bare ONNX file"
+    elif want is None or "brevitas" in want:
+        t0 = time.perf_counter()
+        y, q_ref = brevitas_reference(torch_model, x)
+        res = StageResult("brevitas", "pass", len(x), None, None, None,
+                          float(np.mean(y.argmax(-1) == labels)) if labels is not None else None,
+                          round(time.perf_counter() - t0, 2), "reference")
+        prev = ("brevitas", None, y, False)
+    report.stages.append(res)
+
+    candidates = [("qonnx", qonnx_path, False)] + [
+        (s, intermediate_path(cfg, s), s != "tidy") for s in GRAPH_STAGES]
+    candidates[-1] = ("create_dataflow_partition", build / "dataflow_parent.onnx", True)
+    for name, path, pixel in candidates:
+        if want is not None and name not in want:
+            continue
+        if not path.is_file():
+            report.stages.append(StageResult(name, "skipped", note=f"{path.name} not built"))
+            continue
+        t0 = time.perf_counter()
+        y, q, bad = run_stage(path, x, pixel)
+        res = StageResult(name, "pass", seconds=0.0)
+        _compare(res, y, q, prev[2] if prev else None, q_ref, labels, q is not None)
+        if q_ref is None and q is not None:
+            q_ref = np.round(q).astype(np.int64)  # first integer stage becomes the reference
+            res.note = "integer reference (no Brevitas model)"
+        if bad:
+            res.status, res.note = "fail", f"datatype annotation violated: {bad[0]}"
+            res.divergence = {"node": bad[0]["node"], "op_type": bad[0]["op_type"],
+                              "tensor": bad[0]["tensor"], "reason": "annotation"}
+        if res.status == "fail" and res.divergence is None and prev and prev[1] is not None:
+            i = _first_bad_sample(y, q, prev[2], q_ref)
+            xp = x[i:i + 1] if prev[3] else x[i:i + 1] / 255.0
+            xc = x[i:i + 1] if pixel else x[i:i + 1] / 255.0
+            div = first_divergence(ModelWrapper(str(prev[1])), ModelWrapper(str(path)),
+                                   xp.astype(np.float32), xc.astype(np.float32))
+            res.divergence = div.to_dict() if div else None
+        res.seconds = round(time.perf_counter() - t0, 2)
+        report.stages.append(res)
+        if res.status == "fail":
+            break
+        prev = (name, path, y, pixel)
+    if report.ok:
+        report.stages += _tool_stages(build, x, bundle, want)
+    return report
+
+
+def _first_bad_sample(y, q, prev_y, q_ref) -> int:
+    if q is not None and q_ref is not None:
+        bad = np.nonzero(np.any(np.round(q).astype(np.int64) != q_ref, axis=-1))[0]
+    else:
+        bad = np.nonzero(y.argmax(-1) != prev_y.argmax(-1))[0]
+    return int(bad[0]) if len(bad) else 0
+
+
+def _tool_stages(build: Path, x: np.ndarray, bundle: Path | None, want) -> list[StageResult]:
+    """RTL simulation with Verilator, FINN's cppsim/rtlsim, and the board."""
+    from flows import rtlsim
+    from flows.tools import find_xilinx_tools
+
+    out = []
+    if want is None or "rtlsim" in want:
+        out.append(rtlsim.verify_rtl_layers(build, x))
+    tools = find_xilinx_tools()
+    for stage, tool in (("cppsim", "vitis_hls"), ("stitched_rtlsim", "vivado")):
+        if want is not None and stage not in want:
+            continue
+        reason = (f"needs {tool}: not found (PATH, XILINX_HLS, XILINX_VIVADO)"
+                  if tools.get(tool) is None else "run the build with the Xilinx tools first")
+        out.append(StageResult(stage, "skipped", note=reason))
+    if want is None or "board" in want:
+        note = "no --bundle given" if bundle is None else "run on the board: python -m hw.driver"
+        out.append(StageResult("board", "skipped", note=note))
+    return out
+
+
+# -- reports and CLI -------------------------------------------------------------------------
+
+def markdown(report: VerifyReport) -> str:
+    lines = [f"# Verification of {report.model}", "", f"Build: `{report.build_dir}`  ",
+             f"Samples: {report.samples}  ", f"Result: **{'PASS' if report.ok else 'FAIL'}**",
+             "", "| stage | status | samples | integer-exact | max \\|Δ\\| vs previous | "
+             "top-1 agree | top-1 acc | time (s) | note |", "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, f="{:.3g}": "" if v is None else f.format(v)  # noqa: E731
+    for s in report.stages:
+        lines.append(f"| {s.stage} | {s.status} | {s.samples or ''} | {fmt(s.exact, '{}')} | "
+                     f"{fmt(s.max_abs_diff)} | {fmt(s.top1_agree)} | {fmt(s.top1_acc)} | "
+                     f"{s.seconds} | {s.note} |")
+    for s in report.stages:
+        if s.divergence:
+            d = s.divergence
+            lines += ["", f"## First divergence in stage `{s.stage}`", "",
+                      f"- node: `{d['node']}` ({d['op_type']}), tensor `{d['tensor']}`"]
+            if "max_abs_diff" in d:
+                lines.append(f"- max |Δ| {d['max_abs_diff']:.4g}, mean |Δ| "
+                             f"{d['mean_abs_diff']:.4g} (matched by {d['how_matched']})")
+            for i in d.get("inputs", []):
+                lines.append(f"- input `{i['name']}`: {i['datatype']}"
+                             f"{' (initializer)' if i['initializer'] else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: VerifyReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"ok": report.ok, **asdict(report)}
+    path.with_suffix(".json").write_text(json.dumps(data, indent=2, default=str))
+    path.with_suffix(".md").write_text(markdown(report))
+
+
+def latest_build(root: Path = Path("build")) -> Path | None:
+    configs = sorted(root.glob("*/flow_config.yaml"), key=lambda p: p.stat().st_mtime)
+    return configs[-1].parent if configs else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python flows/verify.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", type=Path, help="a build directory (default: the latest under "
+                    "build/, or a fresh build of the default model if there is none)")
+    ap.add_argument("--model", help="registry model to build first (default bnext_nano_hw)")
+    ap.add_argument("--checkpoint", type=Path, help="checkpoint to build first")
+    ap.add_argument("--onnx", type=Path, help="QONNX file to build first")
+    ap.add_argument("--samples", type=int, default=8, help="number of input samples")
+    ap.add_argument("--stages", help="comma-separated subset of: brevitas, qonnx, "
+                    + ", ".join(GRAPH_STAGES) + ", rtlsim, cppsim, stitched_rtlsim, board")
+    ap.add_argument("--bundle", type=Path, help="deploy bundle, for the on-board stage")
+    ap.add_argument("--report", type=Path, help="report path without suffix (default "
+                    "<build>/report/verify)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        build = _resolve_build(args)
+        report = verify(build, args.samples, args.stages.split(",") if args.stages else None,
+                        args.seed, args.bundle)
+    except ToolkitError as e:
+        log.error("%s", e)
+        return 2
+    path = args.report or build / "report" / "verify"
+    write_report(report, path)
+    print(markdown(report))  # noqa: T201 (CLI output)
+    log.info("report: %s.{json,md}", path)
+    return 0 if report.ok else 1
+
+
+def _resolve_build(args) -> Path:
+    from flows.config import FlowConfig
+    from flows.pipeline import run_flow
+
+    if args.build is not None:
+        if not (args.build / "flow_config.yaml").is_file():
+            raise ToolkitError(f"{args.build} is not a build directory (no flow_config.yaml)")
+        return args.build
+    if not (args.model or args.checkpoint or args.onnx):
+        found = latest_build()
+        if found is not None:
+            log.info("verifying the latest build: %s", found)
+            return found
+    cfg = FlowConfig(model=args.model or (None if args.checkpoint or args.onnx
+                                           else "bnext_nano_hw"),
+                     checkpoint=args.checkpoint, onnx=args.onnx, to_step="convert_to_hw")
+    log.info("no build given: compiling %s first", cfg.name)
+    run_flow(cfg)
+    return cfg.out_dir
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,13 +1,16 @@
 # Thin wrappers around the project's entry points; all logic lives in Python.
-# Variables: MODEL (registry name), CKPT (checkpoint), BOARD, ONNX, ARGS (extra CLI arguments).
+# Variables: MODEL (registry name), CKPT (checkpoint), BOARD, ONNX, ARGS (extra CLI arguments),
+# TRAIN_CONFIG (YAML options of `make train`).
 
 PY      := .venv/bin/python
 MODEL   ?= bnext_nano_hw
 OUT     ?= build
 ARGS    ?=
+TRAIN_CONFIG ?= configs/train/default.yaml
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test test-all demo metrics export clean package deploy
+.PHONY: help install test test-all demo metrics export train estimate build-bitstream verify \
+	all clean package deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -31,10 +34,26 @@ metrics: install  ## cost metrics of MODEL (per layer)
 export: install  ## export MODEL (or CKPT) to QONNX with the exactness check
 	$(PY) -m bnn_brevitas.export $(if $(CKPT),--checkpoint $(CKPT),--model $(MODEL)) $(ARGS)
 
-# Deploy bundle: BUILD is the FINN build folder holding accel_meta.json; HOST=user@board.
+# FINN flow. SOURCE: ONNX=file.onnx, CKPT=checkpoint, MODEL=registry name; without any of
+# them, the committed trained default checkpoint (or the fresh default model if there is none).
 BOARD   ?= zcu104
+DEFAULT_CKPT := checkpoints/bnext_nano_hw_fmnist.pt
+SOURCE  = $(if $(ONNX),--onnx $(ONNX),$(if $(CKPT),--checkpoint $(CKPT),$(if \
+	$(filter command line,$(origin MODEL)),--model $(MODEL),$(if $(wildcard $(DEFAULT_CKPT)),\
+	--checkpoint $(DEFAULT_CKPT),--model $(MODEL)))))
 BUILD   ?= $(OUT)/$(MODEL)_$(BOARD)
 BUNDLE  ?= $(OUT)/deploy/$(MODEL)_$(BOARD)
+
+estimate: install  ## FINN flow without Xilinx tools: HW layers, folding, code, estimates (BOARD, MODEL|CKPT|ONNX)
+	$(PY) -m flows.pipeline $(SOURCE) --board $(BOARD) -o $(BUILD) $(ARGS)
+
+build-bitstream: install  ## estimate, then HLS/Vivado to a bitfile; stops (exit 3) naming a missing tool
+	$(PY) -m hw.bitstream $(SOURCE) --board $(BOARD) -o $(BUILD) $(ARGS)
+
+verify: install  ## bit-exact verification of BUILD, stage by stage (flows/verify.py)
+	$(PY) flows/verify.py $(if $(wildcard $(BUILD)/flow_config.yaml),--build $(BUILD)) $(ARGS)
+
+# Deploy bundle: BUILD is the FINN build folder holding accel_meta.json; HOST=user@board.
 
 package: install  ## deploy bundle (driver, metadata, golden vectors, bitstream if built) from BUILD
 	$(PY) -m hw.package --build-dir $(BUILD) --board $(BOARD) -o $(BUNDLE) --force $(ARGS)
@@ -42,6 +61,9 @@ package: install  ## deploy bundle (driver, metadata, golden vectors, bitstream 
 deploy:  ## copy BUNDLE to HOST=user@board over ssh (rsync), into ~/<bundle name>
 	@test -n "$(HOST)" || { echo "deploy: set HOST=user@board" >&2; exit 2; }
 	rsync -az --delete $(BUNDLE)/ $(HOST):$(notdir $(BUNDLE))/
+
+train: install  ## train (default: bnext_nano_hw on Fashion-MNIST, CPU, < 20 min) into runs/
+	$(PY) -m bnn_brevitas.train --config $(TRAIN_CONFIG) $(if $(filter command line,$(origin MODEL)),--model $(MODEL)) $(ARGS)
 
 clean:  ## remove build outputs (keeps .venv and runs/)
 	rm -rf build .pytest_cache

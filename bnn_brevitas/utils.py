@@ -29,14 +29,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr through rich when the CLI runs; library code only uses ``logging``."""
+    import sys
+
     level = logging.DEBUG if verbose else logging.INFO
-    try:
+    if sys.stderr.isatty():  # rich on a terminal; plain one-line records in logs and pipes
         from rich.console import Console
         from rich.logging import RichHandler
 
         handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False)
         fmt = "%(message)s"
-    except ImportError:  # pragma: no cover
+    else:
         handler, fmt = logging.StreamHandler(), "%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
     for noisy in ("matplotlib", "PIL", "onnxscript", "torch"):

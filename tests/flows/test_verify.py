@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""flows/verify.py: a clean build passes; planted faults fail and are pinned to their node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from flows.config import FlowConfig
+from flows.pipeline import intermediate_path, run_flow
+from flows.verify import verify
+
+GRAPH = ["brevitas", "qonnx", "tidy", "qonnx_to_finn", "streamline", "lower", "convert_to_hw",
+         "create_dataflow_partition"]
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    cfg = FlowConfig(model="cnv_w1a1", model_overrides={"in_channels": 1, "img_size": 28},
+                     output_dir=tmp_path_factory.mktemp("cnv") / "build")
+    run_flow(cfg)
+    return cfg
+
+
+def _copy(cfg, tmp_path):
+    dst = tmp_path / "build"
+    shutil.copytree(cfg.out_dir, dst)
+    return FlowConfig.load(dst / "flow_config.yaml", output_dir=dst)
+
+
+def _stage(report, name):
+    return next(s for s in report.stages if s.stage == name)
+
+
+def test_clean_build_passes_every_graph_stage_exactly(build):
+    report = verify(build.out_dir, samples=3, stages=GRAPH)
+    assert report.ok
+    assert [s.stage for s in report.stages] == GRAPH
+    assert all(s.exact is True for s in report.stages[1:])  # integers identical to Brevitas'
+    assert all(s.top1_agree == 1.0 for s in report.stages[1:])
+
+
+def _plant(cfg, stage, mutate):
+    path = intermediate_path(cfg, stage)
+    model = ModelWrapper(str(path))
+    name = mutate(model)
+    model.save(str(path))
+    return name
+
+
+def test_threshold_off_by_one_is_found(build, tmp_path):
+    cfg = _copy(build, tmp_path)
+
+    def mutate(model):
+        node = model.get_nodes_by_op_type("Thresholding")[0]  # the 8-bit input thresholds
+        t = model.get_initializer(node.input[1]).copy()
+        t[:, 0] -= 1  # "x ≥ 1" becomes "x ≥ 0": every black pixel moves up one level
+        model.set_initializer(node.input[1], t)
+        return node.name
+
+    name = _plant(cfg, "convert_to_hw", mutate)
+    report = verify(cfg.out_dir, samples=2, stages=GRAPH)
+    bad = _stage(report, "convert_to_hw")
+    assert not report.ok and bad.status == "fail" and bad.exact is False
+    assert bad.divergence["node"] == name and bad.divergence["op_type"] == "Thresholding"
+    assert _stage(report, "lower").status == "pass"
+
+
+def test_flipped_binary_weight_is_found(build, tmp_path):
+    cfg = _copy(build, tmp_path)
+
+    def mutate(model):
+        node = [n for n in model.get_nodes_by_op_type("MVAU")
+                if getCustomOp(n).get_nodeattr("noActivation") == 1][-1]  # the last FC
+        w = model.get_initializer(node.input[1]).copy()
+        w[0, 0] = 1 - w[0, 0]  # binary (XNOR) weights are stored as {0, 1}
+        model.set_initializer(node.input[1], w)
+        return node.name
+
+    name = _plant(cfg, "convert_to_hw", mutate)
+    report = verify(cfg.out_dir, samples=2, stages=GRAPH)
+    bad = _stage(report, "convert_to_hw")
+    assert bad.status == "fail" and bad.divergence["node"] == name
+    assert bad.divergence["max_abs_diff"] == pytest.approx(1.0)  # one popcount term changed
+
+
+def test_wrong_datatype_annotation_is_found(build, tmp_path):
+    cfg = _copy(build, tmp_path)
+
+    def mutate(model):
+        node = next(n for n in model.get_nodes_by_op_type("MultiThreshold")
+                    if model.get_tensor_datatype(n.output[0]) == DataType["BIPOLAR"])
+        model.set_tensor_datatype(node.output[0], DataType["BINARY"])  # −1 is not binary
+        return node.name
+
+    name = _plant(cfg, "streamline", mutate)
+    report = verify(cfg.out_dir, samples=2, stages=GRAPH)
+    bad = _stage(report, "streamline")
+    assert bad.status == "fail" and "annotation" in bad.note
+    assert bad.divergence == {"node": name, "op_type": "MultiThreshold",
+                              "tensor": bad.divergence["tensor"], "reason": "annotation"}
+
+
+def test_cli_writes_reports_and_exits_nonzero_on_failure(build, tmp_path):
+    cfg = _copy(build, tmp_path)
+    _plant(cfg, "convert_to_hw", lambda m: _flip_first_threshold(m))
+    proc = subprocess.run([sys.executable, "flows/verify.py", "--build", str(cfg.out_dir),
+                           "--samples", "2", "--stages", ",".join(GRAPH)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    data = json.loads((cfg.out_dir / "report" / "verify.json").read_text())
+    assert data["ok"] is False
+    md = (cfg.out_dir / "report" / "verify.md").read_text()
+    assert "## First divergence in stage `convert_to_hw`" in md
+
+
+def _flip_first_threshold(model):
+    node = model.get_nodes_by_op_type("Thresholding")[0]
+    t = model.get_initializer(node.input[1]).copy()
+    t[:, 0] -= 1
+    model.set_initializer(node.input[1], t)
+    return node.name
+
+
+def test_bad_build_dir_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, "flows/verify.py", "--build", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "is not a build directory (no flow_config.yaml)" in proc.stderr
+
+
+@pytest.mark.rtl
+def test_rtl_layers_simulate_bit_exactly(build):
+    report = verify(build.out_dir, samples=1, stages=["rtlsim"])
+    rtl = _stage(report, "rtlsim")
+    assert rtl.status == "pass", rtl.note
+    data = json.loads((build.out_dir / "report" / "rtlsim.json").read_text())
+    assert data["coverage"]["ConvolutionInputGenerator_rtl"]["exact"] == 8
+    assert all(v["exact"] == v["total"] for v in data["coverage"].values()), data["coverage"]
+    assert np.all([r["cycles"] > 0 for r in data["layers"]])

@@ -27,8 +27,8 @@ One ``Processor`` implements every BNext module kind (``FFN_3x3``, ``FFN_1x1`` a
   sigmoid gate                 quantized hard-sigmoid clamp(y/6 + ½, 0, 1) on a k-bit grid
                                [thresholds]
   gate / ELM multiplies        products of quantized operands [ElementwiseMul, integer]
-  BN₂ + residual add           BN₂ then the shared trunk quantizer, add, requantize
-                               [thresholds, ElementwiseAdd]
+  BN₂ + residual add           BN₂ with γ ≥ 0 (monotone), the shared trunk quantizer, add,
+                               requantize [thresholds, ElementwiseAdd]
   2×2 average pool             plain average of trunk-quantized values, requantized
                                [sum pool + thresholds]
   ===========================  ====================================================================
@@ -82,6 +82,21 @@ class PReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight.clamp(min=0.0) if self.nonneg else self.weight
         return F.prelu(x, w)
+
+
+class PositiveBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose affine scale γ is clamped to ≥ 1e-4 (hw mode's BN₂).
+
+    BN₂ follows an elementwise multiply, so a negative per-channel scale cannot be moved into
+    any weights, and a decreasing function of the input is not a MultiThreshold; with γ > 0
+    (and running variance > 0) BN₂ + quantizer is a monotone step function, i.e. thresholds.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight.clamp(min=1e-4),
+                            self.bias, self.training, self.momentum, self.eps)
 
 
 class Scale(nn.Module):
@@ -201,7 +216,8 @@ class Processor(nn.Module):
         self.pool = nn.AvgPool2d(2, 2) if stride == 2 and shortcut is None else None
         self.shortcut = shortcut
         self.se = SqueezeExcite(out_ch, se_ratio, p) if recouple else None
-        self.norm2 = nn.BatchNorm2d(out_ch) if (elm or recouple) else None
+        bn2 = PositiveBatchNorm2d if p.hw else nn.BatchNorm2d
+        self.norm2 = bn2(out_ch) if (elm or recouple) else None
 
     @property
     def trunk(self) -> nn.Module:

@@ -25,13 +25,20 @@ Modules, in the order a run uses them:
 ('bnext_nano_hw', 'fashion_mnist')
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .cli import main
 from .config import TrainConfig, validate
+
+if TYPE_CHECKING:
+    from .runner import TrainResult
 
 __all__ = ["TrainConfig", "validate", "main", "train"]
 
 
-def train(cfg: TrainConfig):
+def train(cfg: TrainConfig) -> TrainResult:
     """Run one training job (see ``bnn_brevitas.train.runner.train``)."""
     from .runner import train as _train
 

@@ -261,7 +261,8 @@ def synthetic_data(shape: tuple[int, int, int], num_classes: int, n_train: int, 
 # ---------------------------------------------------------------------------------- entry
 
 
-def _subset(ds: ArrayDataset | FolderDataset, n: int | None, seed: int):
+def _subset(ds: ArrayDataset | FolderDataset, n: int | None, seed: int
+            ) -> ArrayDataset | FolderDataset:
     if n is None or n >= len(ds):
         return ds
     g = torch.Generator().manual_seed(seed)

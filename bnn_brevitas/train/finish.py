@@ -12,6 +12,7 @@ from ..metrics import count_costs
 from ..models import get_spec
 from ..utils import sha256_file
 from . import report
+from .augment import resolve_augment
 from .distill import CHECKPOINT_NAME
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def build_card(s: TrainSession, data: DataBundle, onnx: dict[str, Any] | None
                        "sha256": sha256_file(s.run_dir / CHECKPOINT_NAME)},
         "onnx": onnx,
         "teacher": s.cfg.teacher,
+        "augmentation": resolve_augment(s.cfg.augment, s.cfg.dataset),
         "training": s.cfg.to_dict(),
         "training_yaml": s.cfg.to_yaml(),
         "world_size": s.ctx.world_size,

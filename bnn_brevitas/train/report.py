@@ -120,6 +120,7 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         f"| epochs | {r['epochs']} ({r['train_seconds']:.0f} s training, "
         f"{r['img_per_s']:.1f} img/s) |",
         f"| quantized | {card['quantize']} |",
+        f"| augmentation | {card['augmentation']} |",
         f"| params | {c['params']:,} ({c['binary_params']:,} binary) |",
         f"| BOPs / FLOPs / OPs | {c['bops']:,} / {c['flops']:,} / {c['ops']:,.0f} |",
         f"| checkpoint | `{card['checkpoint']['path']}` sha256 `{card['checkpoint']['sha256']}` |",

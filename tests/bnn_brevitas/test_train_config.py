@@ -35,6 +35,13 @@ def test_defaults_match_the_default_config_file():
     assert from_file.model == "bnext_nano_hw" and from_file.dataset == "fashion_mnist"
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs/train").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_validates(path, tmp_path):
+    cfg = resolved(["--config", str(path), "--device", "cpu", "--data-dir", str(tmp_path)])
+    assert cfg.epochs >= 1 and cfg.device == "cpu"
+
+
 def test_flags_override_the_yaml_file_which_overrides_defaults(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(yaml.safe_dump({"epochs": 5, "lr": 1, "model_overrides": {"se_ratio": 4}}))

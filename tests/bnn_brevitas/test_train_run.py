@@ -170,6 +170,22 @@ def test_float_teacher_then_distilled_student(tmp_path):
                      str(teacher), "-o", str(tmp_path / "bad")]) == 2
 
 
+@pytest.mark.parametrize("dataset", ["cifar10", "imagefolder"])
+def test_rgb_datasets_train_through_the_cli_with_randaugment(dataset, tmp_path):
+    from tests.bnn_brevitas.test_train_data import make_tree, write_cifar
+
+    data_dir = tmp_path / "data"
+    write_cifar(data_dir, per_batch=10) if dataset == "cifar10" else make_tree(data_dir)
+    run = tmp_path / "run"
+    assert cli.main(["--dataset", dataset, "--data-dir", str(data_dir), "--model",
+                     "bnext_micro_hw", "--set", "widths=[8,16,32,32]", "--batch-size", "4",
+                     "--epochs", "1", "--no-export", "--threads", "1", "-o", str(run)]) == 0
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["dataset"]["input_shape"] == [3, 32, 32]
+    assert card["dataset"]["num_classes"] == (10 if dataset == "cifar10" else 3)
+    assert card["training"]["augment"] == "auto" and card["augmentation"] == "randaugment"
+
+
 def _bundle(c: int, size: int | None, classes: int) -> DataBundle:
     train, test = synthetic_data((1, 8, 8), 2, 4, 2)
     return DataBundle("x", train, test, c, size, classes, "")

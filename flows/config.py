@@ -17,7 +17,7 @@ from bnn_brevitas.errors import ConfigError
 
 from .boards import Board, get_board
 
-MEM_MODES = ("internal_embedded", "internal_decoupled", "external")
+MEM_MODES = ("auto", "internal_embedded", "internal_decoupled", "external")
 IMPL_STYLES = ("auto", "rtl", "hls")
 
 
@@ -43,8 +43,9 @@ class FlowConfig:
     resource_budget: float = 0.7
     #: a folding JSON (as written to ``<output_dir>/folding.json``) that overrides auto folding
     folding_file: Path | None = None
-    #: where weights live: FINN's ``mem_mode`` ("external" streams them from DRAM)
-    mem_mode: str = "internal_decoupled"
+    #: where weights live: FINN's ``mem_mode`` for every MVAU ("external" streams them from
+    #: DRAM); "auto" keeps them on chip while BRAM/URAM fit the budget (see flows.folding)
+    mem_mode: str = "auto"
     #: implementation style for layers that have both: "auto" lets FINN choose
     impl_style: str = "auto"
     #: keep thresholds as separate layers instead of merging them into the MVAUs

@@ -53,19 +53,54 @@ def fold_extra(model: ModelWrapper, cycles: int) -> ModelWrapper:
     return model
 
 
+def _weight_bits(inst) -> int:
+    return inst.calc_wmem() * inst.get_nodeattr("PE") * inst.get_nodeattr("SIMD") \
+        * inst.get_input_datatype(1).bitwidth()
+
+
+def _use_uram(inst) -> None:
+    inst.set_nodeattr("ram_style", "ultra")
+    inst.set_nodeattr("runtime_writeable_weights", 1)  # FINN requires it for URAM weights
+
+
 def set_memory_styles(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
-    """``mem_mode`` for every MVAU; big weight memories to URAM where the board has URAM."""
+    """Where each MVAU keeps its weights.
+
+    A fixed ``cfg.mem_mode`` applies to every MVAU (weights above ``URAM_THRESHOLD_BITS`` go to
+    URAM where the board has it). ``auto`` keeps all weights on chip while the estimated BRAM
+    and URAM fit the budget, and otherwise moves the largest weight memories first into URAM
+    (while URAM lasts), then to DRAM (``external``: streamed by a DMA at run time)."""
     has_uram = cfg.board_info.resources.uram > 0
-    for node in model.graph.node:
-        if not node.op_type.startswith("MVAU"):
-            continue
-        inst = getCustomOp(node)
-        inst.set_nodeattr("mem_mode", cfg.mem_mode)
-        bits = inst.calc_wmem() * inst.get_nodeattr("PE") * inst.get_nodeattr("SIMD") \
-            * inst.get_input_datatype(1).bitwidth()
-        if has_uram and cfg.mem_mode == "internal_decoupled" and bits > URAM_THRESHOLD_BITS:
-            inst.set_nodeattr("ram_style", "ultra")
-            inst.set_nodeattr("runtime_writeable_weights", 1)  # FINN requires it for URAM
+    mvaus = sorted((getCustomOp(n) for n in model.graph.node if n.op_type.startswith("MVAU")),
+                   key=_weight_bits, reverse=True)
+    for inst in mvaus:
+        inst.set_nodeattr("mem_mode", "internal_decoupled" if cfg.mem_mode == "auto"
+                          else cfg.mem_mode)
+        if has_uram and inst.get_nodeattr("mem_mode") == "internal_decoupled" \
+                and _weight_bits(inst) > URAM_THRESHOLD_BITS:
+            _use_uram(inst)
+    if cfg.mem_mode != "auto":
+        return model
+    part = cfg.board_info.part
+    avail = cfg.board_info.resources.as_finn()
+    limit = {k: cfg.resource_budget * avail[k] for k in ("BRAM_18K", "URAM")}
+    totals = total_resources(model, part)
+    mem = lambda i: {"BRAM_18K": i.bram_estimation(part), "URAM": i.uram_estimation(part)}  # noqa
+    for inst in mvaus:
+        if all(totals[k] <= limit[k] for k in limit):
+            break
+        before = mem(inst)
+        if inst.get_nodeattr("ram_style") != "ultra" and has_uram:
+            _use_uram(inst)
+            after = mem(inst)
+            if totals["URAM"] - before["URAM"] + after["URAM"] <= limit["URAM"]:
+                totals = {k: totals[k] - before.get(k, 0) + after.get(k, 0) for k in totals}
+                continue
+        inst.set_nodeattr("mem_mode", "external")
+        inst.set_nodeattr("ram_style", "auto")
+        inst.set_nodeattr("runtime_writeable_weights", 0)
+        after = mem(inst)
+        totals = {k: totals[k] - before.get(k, 0) + after.get(k, 0) for k in totals}
     return model
 
 

@@ -100,12 +100,15 @@ def collect_layers(model: ModelWrapper, ctx: dict) -> tuple[list[LayerSim], list
         x = ctx[src].reshape(inst.get_folded_input_shape(0))
         inputs = {"in0_V": (intf["s_axis"][0][1],
                             npy_to_rtlsim_input(x, idt, inst.get_instream_width(0)))}
-        if len(intf["s_axis"]) > 1:  # decoupled weights of an MVAU_rtl
+        if node.op_type.startswith("MVAU") and \
+                inst.get_nodeattr("mem_mode") in ("internal_decoupled", "external"):
+            # the weight stream FINN's IPI feeds from a memstream (or a DMA), as FINN's own
+            # rtlsim feeds it: the decoupled weight file once per input vector
             wfile = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / "input_1.npy"
-            w = npy_to_rtlsim_input(str(wfile), inst.get_input_datatype(1),
-                                    inst.get_instream_width(1))
+            wbits = inst.get_instream_width(1)
+            w = npy_to_rtlsim_input(str(wfile), inst.get_input_datatype(1), wbits)
             reps = int(np.prod(inst.get_nodeattr("numInputVectors")))
-            inputs["in1_V"] = (intf["s_axis"][1][1], w * reps)
+            inputs["in1_V"] = ((wbits + 7) // 8 * 8, w * reps)
         params = {}
         if node.op_type.startswith("Thresholding"):
             gen = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / f"{node.name}_"
@@ -136,6 +139,8 @@ def _top_sv(layers: list[LayerSim]) -> str:
     ports, insts = ["  input ap_clk,", "  input ap_rst_n"], []
     for k, la in enumerate(layers):
         conns = [".ap_clk(ap_clk)", ".ap_rst_n(ap_rst_n)"]
+        if la.op_type.startswith("MVAU"):
+            conns.append(".ap_clk2x(ap_clk)")  # only used by pumped compute (off)
         for port, (width, _) in la.inputs.items():
             ports += [f"  ,input [{width - 1}:0] n{k}_{port}_TDATA", f"  ,input n{k}_{port}_TVALID",
                       f"  ,output n{k}_{port}_TREADY"]
@@ -201,7 +206,8 @@ def _harness_cpp(layers: list[LayerSim]) -> str:
                           f"top->n{k}_{port}_TREADY;")
             commit.append(f"    if (f_{k}_{port}) {v}.idx++;")
         decl.append(f"  std::vector<Word> out_{k}; long done_{k} = -1;")
-        drive.append(f"    top->n{k}_{oport}_TREADY = 1;")
+        # accept exactly one frame: a padding layer streams the next frame's border unasked
+        drive.append(f"    top->n{k}_{oport}_TREADY = out_{k}.size() < {la.expected_words}u;")
         sample.append(f"    bool g_{k} = top->n{k}_{oport}_TVALID && top->n{k}_{oport}_TREADY;\n"
                       f"    Word o_{k}; if (g_{k}) o_{k} = get(top->n{k}_{oport}_TDATA);")
         commit.append(f"    if (g_{k}) {{ out_{k}.push_back(o_{k}); if (out_{k}.size() == "

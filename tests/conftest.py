@@ -45,3 +45,28 @@ def calibrate(model: torch.nn.Module, steps: int = 3, batch: int = 8) -> torch.n
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.3, 0.3)
     return model.eval()
+
+
+# -- compiled builds shared by the flow, verify and driver tests (each is built once) ---------
+
+@pytest.fixture(scope="session")
+def cnv_build(tmp_path_factory):
+    """cnv_w1a1 adapted to 28×28×1, compiled through every tool-free step (about 40 s)."""
+    from flows.config import FlowConfig
+    from flows.pipeline import run_flow
+
+    cfg = FlowConfig(model="cnv_w1a1", model_overrides={"in_channels": 1, "img_size": 28},
+                     output_dir=tmp_path_factory.mktemp("cnv") / "build")
+    run_flow(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def nano_build(tmp_path_factory):
+    """bnext_nano_hw (fresh, calibrated), compiled through every tool-free step (minutes)."""
+    from flows.config import FlowConfig
+    from flows.pipeline import run_flow
+
+    cfg = FlowConfig(model="bnext_nano_hw", output_dir=tmp_path_factory.mktemp("nano") / "build")
+    run_flow(cfg)
+    return cfg

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from torch import nn
 
 from bnn_brevitas import metrics, quant as q

@@ -36,20 +36,14 @@ def _check_partition(cfg):
     assert all(n.domain == "finn.custom_op.fpgadataflow" for n in child.graph.node)
 
 
-@pytest.fixture(scope="module")
-def nano_build(tmp_path_factory):
-    cfg = FlowConfig(model="bnext_nano_hw", output_dir=tmp_path_factory.mktemp("nano"))
-    return cfg, run_flow(cfg)
-
-
 def test_nano_partition_is_complete(nano_build):
-    cfg, _ = nano_build
+    cfg = nano_build
     _check_partition(cfg)
     assert _partition_ops(cfg) == EXPECTED_OPS
 
 
 def test_nano_stages_are_integer_exact(nano_build):
-    cfg, _ = nano_build
+    cfg = nano_build
     x = np.random.default_rng(1).integers(0, 256, size=(2, 1, 28, 28)).astype(np.float32)
     ref = _execute(cfg.out_dir / "model.qonnx.onnx", x / 255)
     parent = ModelWrapper(str(cfg.out_dir / "dataflow_parent.onnx"))
@@ -66,7 +60,7 @@ def test_nano_stages_are_integer_exact(nano_build):
 
 
 def test_nano_estimate_reaches_the_report(nano_build):
-    cfg, _ = nano_build
+    cfg = nano_build
     report = (cfg.out_dir / "report" / "estimate.md").read_text()
     assert "bnext_nano_hw on zcu104" in report and "FPS" in report
 

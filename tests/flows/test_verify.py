@@ -15,19 +15,16 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from flows.config import FlowConfig
-from flows.pipeline import intermediate_path, run_flow
+from flows.pipeline import intermediate_path
 from flows.verify import verify
 
 GRAPH = ["brevitas", "qonnx", "tidy", "qonnx_to_finn", "streamline", "lower", "convert_to_hw",
          "create_dataflow_partition"]
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    cfg = FlowConfig(model="cnv_w1a1", model_overrides={"in_channels": 1, "img_size": 28},
-                     output_dir=tmp_path_factory.mktemp("cnv") / "build")
-    run_flow(cfg)
-    return cfg
+@pytest.fixture
+def build(cnv_build):
+    return cnv_build
 
 
 def _copy(cfg, tmp_path):

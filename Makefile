@@ -50,6 +50,15 @@ estimate: install  ## FINN flow without Xilinx tools: HW layers, folding, code, 
 build-bitstream: install  ## estimate, then HLS/Vivado to a bitfile; stops (exit 3) naming a missing tool
 	$(PY) -m hw.bitstream $(SOURCE) --board $(BOARD) -o $(BUILD) $(ARGS)
 
+# The whole loop on the built-in default: train → export → compile (as far as the installed
+# tools go: without Vivado, build-bitstream stops with exit code 3 after everything else) → verify.
+ALL_RUN := runs/$(MODEL)-all-$(shell date +%Y%m%d-%H%M%S)
+all: install  ## train the default model, compile it for BOARD (as far as the tools allow), verify it
+	$(PY) -m bnn_brevitas.train --config $(TRAIN_CONFIG) --output-dir $(ALL_RUN) $(ARGS)
+	$(PY) -m hw.bitstream --checkpoint $(ALL_RUN)/checkpoint.pt --board $(BOARD) -o $(BUILD) \
+		|| [ $$? -eq 3 ]
+	$(PY) flows/verify.py --build $(BUILD)
+
 verify: install  ## bit-exact verification of BUILD, stage by stage (flows/verify.py)
 	$(PY) flows/verify.py $(if $(wildcard $(BUILD)/flow_config.yaml),--build $(BUILD)) $(ARGS)
 

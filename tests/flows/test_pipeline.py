@@ -83,10 +83,14 @@ def test_folding_file_round_trip(cnv_build, tmp_path):
     assert json.loads((tmp_path / "folding.json").read_text()) == folding
 
 
-def test_resume_from_a_step(cnv_build):
-    cfg = cnv_build
-    again = FlowConfig(**CNV28, output_dir=cfg.out_dir, from_step="estimate")
+def test_resume_from_a_step(cnv_build, tmp_path):
+    import shutil
+
+    shutil.copytree(cnv_build.out_dir, tmp_path / "b")
+    again = FlowConfig(**CNV28, output_dir=tmp_path / "b", from_step="estimate",
+                       to_step="estimate")
     assert run_flow(again).steps_run == ["estimate"]
+    assert (tmp_path / "b" / "report" / "estimate.json").is_file()
 
 
 @pytest.mark.parametrize("kwargs,msg", [

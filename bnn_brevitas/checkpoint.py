@@ -92,3 +92,54 @@ def load_model(path: str | Path) -> nn.Module:
         raise UserError(f"checkpoint {str(path)!r} does not match model {ckpt['model']!r}: {e}") \
             from None
     return model.eval()
+
+
+def publish(run: str | Path, out: str | Path) -> str:
+    """Write the weights-only checkpoint of a training run (its directory or ``checkpoint.pt``)
+    to ``out`` with the run's model card numbers in ``extra``, record its sha256 in
+    ``SHA256SUMS`` next to it, and return the digest."""
+    import hashlib
+    import json
+
+    src = Path(run)
+    ckpt_path = src / "checkpoint.pt" if src.is_dir() else src
+    model = load_model(ckpt_path)
+    card_path = ckpt_path.parent / "model_card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    extra = {k: card[k] for k in ("dataset", "results", "training") if k in card}
+    out = Path(out)
+    save_checkpoint(out, model, source=str(ckpt_path), **extra)
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    sums = out.parent / "SHA256SUMS"
+    lines = [ln for ln in (sums.read_text().splitlines() if sums.is_file() else [])
+             if not ln.endswith(f"  {out.name}")]
+    sums.write_text("\n".join(sorted(lines + [f"{digest}  {out.name}"])) + "\n")
+    return digest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bnn_brevitas.checkpoint RUN -o FILE``: publish a run's weights (see publish)."""
+    import argparse
+    import logging
+
+    from .utils import setup_logging
+
+    ap = argparse.ArgumentParser(prog="python -m bnn_brevitas.checkpoint",
+                                 description=publish.__doc__)
+    ap.add_argument("run", help="training run directory or its checkpoint.pt")
+    ap.add_argument("-o", "--out", required=True, type=Path, help="weights-only checkpoint to write")
+    args = ap.parse_args(argv)
+    setup_logging()
+    try:
+        digest = publish(args.run, args.out)
+    except UserError as e:
+        logging.getLogger(__name__).error("%s", e)
+        return 2
+    logging.getLogger(__name__).info("%s  %s", digest, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

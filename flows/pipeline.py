@@ -11,12 +11,15 @@ saved model of the step before it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
@@ -84,13 +87,52 @@ def load_source(cfg: FlowConfig) -> ModelWrapper:
     return ModelWrapper(str(path))
 
 
+def _clear_build_dir(out: Path) -> None:
+    """A build from the first step starts empty, so no artefact of an earlier build (a later
+    step's model, report or golden vectors) survives looking valid. Only a directory this flow
+    wrote (it holds ``flow_config.yaml``) is cleared; any other non-empty one is refused."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / "flow_config.yaml").is_file():
+        raise ConfigError(f"output directory {str(out)!r} is not empty and is not a build of this "
+                          "flow; pass an empty or new --output-dir")
+    log.info("clearing the previous build in %s", out)
+    shutil.rmtree(out)
+
+
+def source_fingerprint(cfg: FlowConfig) -> str:
+    """What the build was made from: the sha256 of the checkpoint/ONNX file, or the model name."""
+    src = cfg.checkpoint or cfg.onnx
+    if src is None:
+        return f"registry:{cfg.model}"
+    return "sha256:" + hashlib.sha256(Path(src).read_bytes()).hexdigest()
+
+
+def is_current(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> bool:
+    """True when ``cfg.out_dir`` holds a complete build of exactly this config and source."""
+    out = cfg.out_dir
+    saved, source = out / "flow_config.yaml", out / "source.txt"
+    if not (saved.is_file() and source.is_file()
+            and intermediate_path(cfg, list(steps)[-1], steps).is_file()):
+        return False
+    done = json.loads((out / "flow_report.json").read_text()) if (
+        out / "flow_report.json").is_file() else {}
+    where = {"from_step": None, "to_step": None, "output_dir": None}  # not the build's identity
+    same = {**yaml.safe_load(saved.read_text()), **where} == {**cfg.to_dict(), **where}
+    return same and set(steps) <= set(done) and source.read_text() == source_fingerprint(cfg)
+
+
 def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
     """Run the configured steps (see the module docstring)."""
     names = step_names(cfg, steps)
     out = cfg.out_dir
+    first = list(steps).index(names[0])
+    if first == 0:
+        _clear_build_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "flow_config.yaml")
-    first = list(steps).index(names[0])
+    if first == 0:
+        (out / "source.txt").write_text(source_fingerprint(cfg))
     if first == 0:
         model = load_source(cfg)
     else:

@@ -319,7 +319,6 @@ def verify_rtl_layers(build: Path, x: np.ndarray, samples: int = 1):
     exact = [r for r in results if r["result"] == "exact"]
     wrong = [r for r in results if r["result"] in ("MISMATCH",) or r["result"].startswith(
         "stalled")]
-    not_sim = [r for r in results if r not in exact and r not in wrong]
     coverage = _coverage(results, skipped)
     (build / "report").mkdir(exist_ok=True)
     (build / "report" / "rtlsim.json").write_text(json.dumps(
@@ -333,7 +332,6 @@ def verify_rtl_layers(build: Path, x: np.ndarray, samples: int = 1):
     if wrong:
         res.divergence = {"node": wrong[0]["node"], "op_type": wrong[0]["op_type"],
                           "tensor": "output stream", "reason": wrong[0]["result"]}
-    del not_sim
     return res
 
 

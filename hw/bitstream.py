@@ -25,7 +25,13 @@ from pathlib import Path
 from bnn_brevitas.errors import MissingToolError, ToolkitError
 from bnn_brevitas.utils import setup_logging
 from flows.config import FlowConfig
-from flows.pipeline import add_common_args, config_from_args, intermediate_path, run_flow
+from flows.pipeline import (
+    add_common_args,
+    config_from_args,
+    intermediate_path,
+    is_current,
+    run_flow,
+)
 from flows.tools import require_xilinx_tools
 
 log = logging.getLogger("hw.bitstream")
@@ -74,7 +80,10 @@ def produced_artifacts(cfg: FlowConfig) -> list[str]:
 def build_bitstream(cfg: FlowConfig) -> Path:
     """Run the whole build; return the bitfile path. Raises ``MissingToolError`` (after the
     tool-free part) when Vitis HLS or Vivado is not installed."""
-    run_flow(cfg)
+    if is_current(cfg):
+        log.info("%s already holds this build (same config and source): reusing it", cfg.out_dir)
+    else:
+        run_flow(cfg)
     try:
         require_xilinx_tools("vitis_hls", "vivado")
     except MissingToolError as e:
@@ -82,8 +91,8 @@ def build_bitstream(cfg: FlowConfig) -> Path:
         raise MissingToolError(
             f"{e}.\nEverything that needs no Xilinx tool is done:\n{listing}\n"
             f"To continue: install Vivado + Vitis HLS, source settings64.sh, and run "
-            f"`make build-bitstream BOARD={cfg.board_info.name}` again "
-            f"(it resumes from {intermediate_path(cfg, 'make_driver_meta').name})."
+            f"the same `make build-bitstream` again: it reuses this build (same config and source) "
+            f"and continues from {intermediate_path(cfg, 'make_driver_meta').name}."
         ) from None
     return _run_vivado_steps(cfg)
 

@@ -9,7 +9,7 @@ bnext_s      48, 96, 192×2, 384×2, 768×6, 1536×2    224² RGB
 bnext_m      48, 96, 192×4, 384×4, 768×8, 1536×4    224² RGB
 bnext_l      64, 128, 256×4, 512×4, 1024×16, 2048×4 224² RGB   the README's "Large"
 bnext_18     ResNet-18 layout, 64/128/256/512       224² RGB   7×7 stem, FP 1×1 shortcuts
-bnext_nano   16, 32, 64×2, 128×2                    28² gray   Fashion-MNIST scale
+bnext_nano   16, 32, 64×2, 128×2                    28² gray   Fashion-MNIST, 6-bit trunk
 bnext_micro  32, 64, 128×2, 256×2, 512×2            32² RGB    CIFAR-10 scale
 ===========  =====================================  =========  ============================
 

@@ -178,7 +178,7 @@ def test_rgb_datasets_train_through_the_cli_with_randaugment(dataset, tmp_path):
     write_cifar(data_dir, per_batch=10) if dataset == "cifar10" else make_tree(data_dir)
     run = tmp_path / "run"
     assert cli.main(["--dataset", dataset, "--data-dir", str(data_dir), "--model",
-                     "bnext_micro_hw", "--set", "widths=[8,16,32,32]", "--batch-size", "4",
+                     "bnext_micro_hw", "--set", "widths=[8,16,32,32]", "--batch-size", "4", "--augment", "auto",
                      "--epochs", "1", "--no-export", "--threads", "1", "-o", str(run)]) == 0
     card = json.loads((run / "model_card.json").read_text())
     assert card["dataset"]["input_shape"] == [3, 32, 32]

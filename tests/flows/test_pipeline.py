@@ -109,3 +109,20 @@ def test_unknown_step_and_missing_resume_point(tmp_path):
         run_flow(FlowConfig(**CNV28, output_dir=tmp_path, to_step="synth"))
     with pytest.raises(ConfigError, match="cannot start at step 'lower'"):
         run_flow(FlowConfig(**CNV28, output_dir=tmp_path, from_step="lower"))
+
+
+def test_a_new_build_clears_the_previous_one_and_refuses_foreign_dirs(tmp_path):
+    out = tmp_path / "b"
+    (out / "report").mkdir(parents=True)
+    (out / "flow_config.yaml").write_text("model: cnv_w1a1\n")
+    (out / "report" / "estimate.json").write_text("{}")  # a stale later-step artefact
+    run_flow(FlowConfig(**CNV28, output_dir=out, to_step="tidy"))
+    assert not (out / "report").exists()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "flow_config.yaml", "flow_report.json", "intermediate", "model.pt", "model.qonnx.onnx"]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="is not empty and is not a build of this flow"):
+        run_flow(FlowConfig(**CNV28, output_dir=foreign, to_step="tidy"))
+    assert (foreign / "notes.txt").read_text() == "keep"

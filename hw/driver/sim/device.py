@@ -208,7 +208,7 @@ class SimZynqMPDevice(pynq.Device):
 
     def pump_stream(self) -> None:
         """Run whole frames through the model; complete an armed S2MM when enough is out."""
-        fi, fo = self.meta.inputs[0].frame_bytes, self.meta.outputs[0].frame_bytes
+        fi = self.meta.inputs[0].frame_bytes
         k = len(self._in_fifo) // fi
         if k:
             frames = np.frombuffer(bytes(self._in_fifo[:k * fi]), np.uint8).reshape(k, fi)

@@ -84,6 +84,10 @@ def collect_layers(model: ModelWrapper, ctx: dict) -> tuple[list[LayerSim], list
 
     layers, skipped = [], []
     for node in model.graph.node:
+        if node.op_type.endswith("_hls"):
+            skipped.append({"node": node.name, "op_type": node.op_type, "reason": (
+                "HLS C++ layer: simulating it needs Vitis HLS (FINN's cppsim)")})
+            continue
         if not node.op_type.endswith("_rtl"):
             continue
         inst = getCustomOp(node)

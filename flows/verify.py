@@ -204,6 +204,7 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
     shape = tuple(qm.get_tensor_shape(qm.graph.input[0].name)[1:])
     x, labels, desc = load_samples(shape, samples, seed)
     report = VerifyReport(str(build), cfg.name, desc)
+    log.info("verifying %s on %d samples (%s)", build, len(x), desc)
     want = set(stages) if stages else None
     q_ref, prev = None, None  # prev: (name, path, logits, pixel_input)
 
@@ -218,7 +219,7 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
                           float(np.mean(y.argmax(-1) == labels)) if labels is not None else None,
                           round(time.perf_counter() - t0, 2), "reference")
         prev = ("brevitas", None, y, False)
-    report.stages.append(res)
+    report.stages.append(_logged(res))
 
     scaling = _canonical_scaling(intermediate_path(cfg, "streamline"))
     candidates = [("qonnx", qonnx_path, False)] + [
@@ -250,13 +251,21 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
                                    xp.astype(np.float32), xc.astype(np.float32))
             res.divergence = div.to_dict() if div else None
         res.seconds = round(time.perf_counter() - t0, 2)
-        report.stages.append(res)
+        report.stages.append(_logged(res))
         if res.status == "fail":
             break
         prev = (name, path, y, pixel)
     if report.ok:
-        report.stages += _tool_stages(build, x, bundle, want)
+        report.stages += [_logged(r) for r in _tool_stages(build, x, bundle, want)]
     return report
+
+
+def _logged(res: StageResult) -> StageResult:
+    """Log one finished stage (verification of a large build takes minutes)."""
+    exact = "" if res.exact is None else f", integer-exact {res.exact}"
+    log.info("stage %-26s %s%s (%.1f s)%s", res.stage, res.status, exact, res.seconds or 0.0,
+             f": {res.note}" if res.note else "")
+    return res
 
 
 def _canonical_scaling(streamlined: Path) -> tuple[float, float] | None:

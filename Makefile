@@ -41,8 +41,10 @@ DEFAULT_CKPT := checkpoints/bnext_nano_hw_fmnist.pt
 SOURCE  = $(if $(ONNX),--onnx $(ONNX),$(if $(CKPT),--checkpoint $(CKPT),$(if \
 	$(filter command line,$(origin MODEL)),--model $(MODEL),$(if $(wildcard $(DEFAULT_CKPT)),\
 	--checkpoint $(DEFAULT_CKPT),--model $(MODEL)))))
-BUILD   ?= $(OUT)/$(MODEL)_$(BOARD)
-BUNDLE  ?= $(OUT)/deploy/$(MODEL)_$(BOARD)
+# build name: the ONNX/CKPT file's stem when one is given, else MODEL
+NAME    = $(if $(ONNX),$(basename $(notdir $(ONNX))),$(if $(CKPT),$(basename $(notdir $(CKPT))),$(MODEL)))
+BUILD   ?= $(OUT)/$(NAME)_$(BOARD)
+BUNDLE  ?= $(OUT)/deploy/$(notdir $(BUILD))
 
 estimate: install  ## FINN flow without Xilinx tools: HW layers, folding, code, estimates (BOARD, MODEL|CKPT|ONNX)
 	$(PY) -m flows.pipeline $(SOURCE) --board $(BOARD) -o $(BUILD) $(ARGS)

@@ -121,10 +121,11 @@ def _output_tail(model) -> tuple[str, float, float]:
         if np.asarray(c).size != 1:
             return name, a, b
         c = float(np.asarray(c).reshape(()))
+        # walking upstream: output = a · (inner) + b with inner = c · t or t + c
         if node.op_type == "Mul":
-            a, b = a * c, b * c
+            a = a * c
         else:
-            b = b + c
+            b = b + a * c
         name = next(i for i in node.input if model.get_initializer(i) is None)
 
 

@@ -147,3 +147,29 @@ def test_rtl_layers_simulate_bit_exactly(build):
     assert cov["MVAU_hls"]["total"] > 0 and cov["MVAU_hls"]["exact"] == 0
     assert "needs Vitis HLS" in cov["MVAU_hls"]["why"] and "MVAU_hls: 0/" in rtl.note
     assert np.all([r["cycles"] > 0 for r in data["layers"]])
+
+
+@pytest.mark.parametrize("tail,a,b", [
+    (["Mul", "Add"], 0.5, -0.25),         # y = 0.5·t − 0.25
+    (["Add", "Mul"], 0.5, -0.125),        # y = (t − 0.25)·0.5
+    (["Mul", "Add", "Mul"], 1.0, -0.5),   # y = (0.5·t − 0.25)·2
+])
+def test_output_tail_recovers_the_integer_logits(tail, a, b):
+    from onnx import helper
+
+    from flows.verify import _output_tail, canonical_integers
+    from tests.flows.graphs import make_model
+
+    consts = {"Mul": [0.5, 2.0], "Add": [-0.25]}
+    nodes, inits, prev = [], {}, "t"
+    for i, op in enumerate(tail):
+        c = consts[op].pop(0)
+        inits[f"c{i}"] = np.array(c, dtype=np.float32)
+        out = "y" if i == len(tail) - 1 else f"h{i}"
+        nodes.append(helper.make_node(op, [prev, f"c{i}"], [out]))
+        prev = out
+    model = make_model(nodes, [("t", (1, 3))], [("y", (1, 3))], inits=inits)
+    name, ga, gb = _output_tail(model)
+    assert (name, ga, gb) == ("t", a, b)
+    t = np.array([[-7, 0, 12]])
+    assert np.array_equal(canonical_integers(a * t + b, ga, gb), t)

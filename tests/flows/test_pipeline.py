@@ -119,7 +119,9 @@ def test_a_new_build_clears_the_previous_one_and_refuses_foreign_dirs(tmp_path):
     run_flow(FlowConfig(**CNV28, output_dir=out, to_step="tidy"))
     assert not (out / "report").exists()
     assert sorted(p.name for p in out.iterdir()) == [
-        "flow_config.yaml", "flow_report.json", "intermediate", "model.pt", "model.qonnx.onnx"]
+        "flow_config.yaml", "flow_report.json", "intermediate", "model.pt", "model.qonnx.json",
+        "model.qonnx.onnx", "source.txt"]
+    assert (out / "source.txt").read_text() == "registry:cnv_w1a1"
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep")

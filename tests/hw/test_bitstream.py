@@ -4,6 +4,7 @@ tool is named, the artefacts are listed, the exit code is 3, and a second run re
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import pytest
@@ -50,7 +51,9 @@ def test_a_changed_config_is_rebuilt(build, monkeypatch):
     assert calls == [changed]
 
 
-def test_cli_exit_code_3_names_the_tool(build, caplog):
+def test_cli_exit_code_3_names_the_tool(build, caplog, monkeypatch):
+    monkeypatch.setattr(bitstream, "setup_logging", lambda verbose=False: None)  # keep caplog's
+    caplog.set_level(logging.INFO)
     rc = bitstream.main(["--config", str(build.out_dir / "flow_config.yaml"),
                          "-o", str(build.out_dir)])
     assert rc == bitstream.EXIT_MISSING_TOOL

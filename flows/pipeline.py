@@ -133,7 +133,6 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
     cfg.save(out / "flow_config.yaml")
     if first == 0:
         (out / "source.txt").write_text(source_fingerprint(cfg))
-    if first == 0:
         model = load_source(cfg)
     else:
         prev = intermediate_path(cfg, list(steps)[first - 1], steps)

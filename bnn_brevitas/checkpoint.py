@@ -98,8 +98,9 @@ def publish(run: str | Path, out: str | Path) -> str:
     """Write the weights-only checkpoint of a training run (its directory or ``checkpoint.pt``)
     to ``out`` with the run's model card numbers in ``extra``, record its sha256 in
     ``SHA256SUMS`` next to it, and return the digest."""
-    import hashlib
     import json
+
+    from .utils import sha256_file
 
     src = Path(run)
     ckpt_path = src / "checkpoint.pt" if src.is_dir() else src
@@ -109,7 +110,7 @@ def publish(run: str | Path, out: str | Path) -> str:
     extra = {k: card[k] for k in ("dataset", "results", "training") if k in card}
     out = Path(out)
     save_checkpoint(out, model, source=str(ckpt_path), **extra)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    digest = sha256_file(out)
     sums = out.parent / "SHA256SUMS"
     lines = [ln for ln in (sums.read_text().splitlines() if sums.is_file() else [])
              if not ln.endswith(f"  {out.name}")]

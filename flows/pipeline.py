@@ -11,7 +11,6 @@ saved model of the step before it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import shutil
@@ -23,7 +22,7 @@ import yaml
 from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
-from bnn_brevitas.utils import parse_overrides, setup_logging
+from bnn_brevitas.utils import parse_overrides, setup_logging, sha256_file
 
 from . import hw_steps
 from .config import FlowConfig
@@ -105,7 +104,7 @@ def source_fingerprint(cfg: FlowConfig) -> str:
     src = cfg.checkpoint or cfg.onnx
     if src is None:
         return f"registry:{cfg.model}"
-    return "sha256:" + hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    return "sha256:" + sha256_file(src)
 
 
 def is_current(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> bool:
@@ -115,8 +114,8 @@ def is_current(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> bool:
     if not (saved.is_file() and source.is_file()
             and intermediate_path(cfg, list(steps)[-1], steps).is_file()):
         return False
-    done = json.loads((out / "flow_report.json").read_text()) if (
-        out / "flow_report.json").is_file() else {}
+    report = out / "flow_report.json"
+    done = json.loads(report.read_text()) if report.is_file() else {}
     where = {"from_step": None, "to_step": None, "output_dir": None}  # not the build's identity
     same = {**yaml.safe_load(saved.read_text()), **where} == {**cfg.to_dict(), **where}
     return same and set(steps) <= set(done) and source.read_text() == source_fingerprint(cfg)

@@ -196,14 +196,17 @@ int main(int argc, char** argv) {
 """
 
 
-def _harness_cpp(layers: list[LayerSim]) -> str:
+def _harness_cpp(layers: list[LayerSim], backpressure: bool = False) -> str:
+    """The testbench. With ``backpressure`` every input stalls and every consumer refuses on a
+    fixed pseudo-random pattern (different per layer), to exercise the handshakes."""
     decl, drive, sample, commit, finish = [], [], [], [], []
     for k, la in enumerate(layers):
         oport = la.output[0]
         for port in la.inputs:
             v = f"in_{k}_{port}"
             decl.append(f'  In {v} = {{load("n{k}_{port}.hex"), 0}};')
-            drive.append(f"    top->n{k}_{port}_TVALID = {v}.idx < {v}.words.size();\n"
+            gap = f" && ((cycle * 7 + {k}) % 5 != 0)" if backpressure else ""
+            drive.append(f"    top->n{k}_{port}_TVALID = {v}.idx < {v}.words.size(){gap};\n"
                          f"    if (top->n{k}_{port}_TVALID) put(top->n{k}_{port}_TDATA, "
                          f"{v}.words[{v}.idx]);")
             sample.append(f"    bool f_{k}_{port} = top->n{k}_{port}_TVALID && "
@@ -211,7 +214,9 @@ def _harness_cpp(layers: list[LayerSim]) -> str:
             commit.append(f"    if (f_{k}_{port}) {v}.idx++;")
         decl.append(f"  std::vector<Word> out_{k}; long done_{k} = -1;")
         # accept exactly one frame: a padding layer streams the next frame's border unasked
-        drive.append(f"    top->n{k}_{oport}_TREADY = out_{k}.size() < {la.expected_words}u;")
+        refuse = f" && ((cycle * 13 + {3 * k}) % 7 > 2)" if backpressure else ""
+        drive.append(f"    top->n{k}_{oport}_TREADY = out_{k}.size() < {la.expected_words}u"
+                     f"{refuse};")
         sample.append(f"    bool g_{k} = top->n{k}_{oport}_TVALID && top->n{k}_{oport}_TREADY;\n"
                       f"    Word o_{k}; if (g_{k}) o_{k} = get(top->n{k}_{oport}_TDATA);")
         commit.append(f"    if (g_{k}) {{ out_{k}.push_back(o_{k}); if (out_{k}.size() == "
@@ -238,7 +243,8 @@ def _write_streams(layers: list[LayerSim], workdir: Path) -> None:
                 "".join(f"{int(w):0{digits}x}\n" for w in words))
 
 
-def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800) -> float:
+def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
+                   backpressure: bool = False) -> float:
     """Build and run one Verilator model for ``layers``; fill in their results. Returns the
     Verilator build time in seconds."""
     from finn.util.data_packing import rtlsim_output_to_npy
@@ -250,7 +256,7 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800) -
     shutil.rmtree(workdir, ignore_errors=True)  # a stale obj_dir makes `make` skip the build
     workdir.mkdir(parents=True)
     (workdir / "rtlsim_top.sv").write_text(_top_sv(layers))
-    (workdir / "harness.cpp").write_text(_harness_cpp(layers))
+    (workdir / "harness.cpp").write_text(_harness_cpp(layers, backpressure))
     _write_streams(layers, workdir)
     from flows.rtllib_patches import patched_rtllib, remap
 

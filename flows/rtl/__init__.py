@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Project-owned RTL layers for FINN dataflow graphs, and their FINN custom ops."""

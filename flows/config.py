@@ -19,6 +19,7 @@ from .boards import Board, get_board
 
 MEM_MODES = ("auto", "internal_embedded", "internal_decoupled", "external")
 IMPL_STYLES = ("auto", "rtl", "hls")
+BINARY_MVAU_BACKENDS = ("rtl", "hls")
 
 
 @dataclass
@@ -48,6 +49,8 @@ class FlowConfig:
     mem_mode: str = "auto"
     #: implementation style for layers that have both: "auto" lets FINN choose
     impl_style: str = "auto"
+    #: binary (XNOR) MVAUs: "rtl" = the project's RTL unit (flows/rtl), "hls" = FINN's HLS one
+    binary_mvau: str = "rtl"
     #: keep thresholds as separate layers instead of merging them into the MVAUs
     standalone_thresholds: bool = False
     #: output directory (default build/<model>_<board>)
@@ -77,6 +80,9 @@ class FlowConfig:
         if self.mem_mode not in MEM_MODES:
             raise ConfigError(f"mem_mode must be one of {', '.join(MEM_MODES)}, "
                               f"got {self.mem_mode!r}")
+        if self.binary_mvau not in BINARY_MVAU_BACKENDS:
+            raise ConfigError(f"binary_mvau must be one of {', '.join(BINARY_MVAU_BACKENDS)}, "
+                              f"got {self.binary_mvau!r}")
         if self.impl_style not in IMPL_STYLES:
             raise ConfigError(f"impl_style must be one of {', '.join(IMPL_STYLES)}, "
                               f"got {self.impl_style!r}")

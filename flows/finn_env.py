@@ -29,7 +29,21 @@ def prepare_finn(build_dir: str | Path) -> Path:
     if settings._SETTINGS is None:
         settings.initialize_dummy_settings()
     settings.get_settings().finn_build_dir = build_dir
+    from flows.rtl import register_custom_ops
+
+    register_custom_ops()
     return build_dir
+
+
+def load_model(path: str | Path):
+    """An ONNX graph as a ``ModelWrapper``, with the project's custom ops (``flows.rtl``)
+    registered so that ``getCustomOp`` finds them."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.rtl import register_custom_ops
+
+    register_custom_ops()
+    return ModelWrapper(str(path))
 
 
 def import_builder() -> ModuleType:

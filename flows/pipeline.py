@@ -27,6 +27,7 @@ from bnn_brevitas.utils import parse_overrides, setup_logging, sha256_file
 from . import hw_steps
 from .config import FlowConfig
 from .divergence import AFFINE_MAP_KEY
+from .finn_env import load_model
 from .steps import GRAPH_STEPS, Step
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
         if not prev.is_file():
             raise ConfigError(f"cannot start at step {names[0]!r}: {prev} does not exist "
                               "(run the earlier steps first)")
-        model = ModelWrapper(str(prev))
+        model = load_model(prev)
     result = FlowResult(model, out, [])
     report = out / "flow_report.json"
     times = json.loads(report.read_text()) if report.is_file() else {}

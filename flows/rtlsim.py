@@ -303,7 +303,7 @@ def verify_rtl_layers(build: Path, x: np.ndarray, samples: int = 1):
     import json
 
     from flows.divergence import execute_full
-    from flows.finn_env import prepare_finn
+    from flows.finn_env import load_model, prepare_finn
     from flows.verify import StageResult
 
     t0 = time.perf_counter()
@@ -316,7 +316,7 @@ def verify_rtl_layers(build: Path, x: np.ndarray, samples: int = 1):
         return StageResult("rtlsim", "skipped", note="no generated RTL in the build (run the "
                            "flow through hw_codegen and make_driver_meta)")
     prepare_finn(build / "finn_tmp")
-    hw, final = ModelWrapper(str(hw_path)), ModelWrapper(str(codegen[-1]))
+    hw, final = load_model(hw_path), load_model(codegen[-1])
     results, skipped, build_s = [], [], 0.0
     for i in range(min(samples, len(x))):
         xi = x[i:i + 1].transpose(0, 2, 3, 1).astype(np.float32)  # the partition is NHWC

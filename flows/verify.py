@@ -137,16 +137,15 @@ UNCHECKED_ANNOTATIONS = ("qonnx", "tidy", "qonnx_to_finn")
 def run_stage(path: Path, x: np.ndarray, pixel_input: bool, check_annotations: bool = True
               ) -> tuple[np.ndarray, list[dict]]:
     """(logits, integer tensors that violate their datatype annotation)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
     from flows.divergence import annotation_violations, execute_full
+    from flows.finn_env import load_model
 
     import warnings
 
     # qonnx warns for every FINN MultiThreshold whose annotation holds only after the Add that
     # follows it (FINN's convention before streamlining); the annotation check below is ours
     warnings.filterwarnings("ignore", message="The values of tensor")
-    model = ModelWrapper(str(path))
+    model = load_model(path)
     ys, bad = [], []
     for i in range(len(x)):
         xi = x[i:i + 1] if pixel_input else x[i:i + 1] / 255.0
@@ -196,6 +195,7 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
     from qonnx.core.modelwrapper import ModelWrapper
 
     from flows.divergence import first_divergence
+    from flows.finn_env import load_model
     from flows.pipeline import intermediate_path
     from flows.config import FlowConfig
 
@@ -248,7 +248,7 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
             i = _first_bad_sample(y, q, prev[2], q_ref)
             xp = x[i:i + 1] if prev[3] else x[i:i + 1] / 255.0
             xc = x[i:i + 1] if pixel else x[i:i + 1] / 255.0
-            div = first_divergence(ModelWrapper(str(prev[1])), ModelWrapper(str(path)),
+            div = first_divergence(load_model(prev[1]), load_model(path),
                                    xp.astype(np.float32), xc.astype(np.float32))
             res.divergence = div.to_dict() if div else None
         res.seconds = round(time.perf_counter() - t0, 2)

@@ -100,13 +100,13 @@ def build_bitstream(cfg: FlowConfig) -> Path:
 def _run_vivado_steps(cfg: FlowConfig) -> Path:  # pragma: no cover (needs Vivado)
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.finn_env import import_builder, prepare_finn
+    from flows.finn_env import import_builder, load_model, prepare_finn
 
     prepare_finn(cfg.out_dir / "finn_tmp")
     steps = import_builder()
     bcfg = finn_build_config(cfg)
     Path(bcfg.output_dir).mkdir(parents=True, exist_ok=True)
-    model = ModelWrapper(str(intermediate_path(cfg, "hw_codegen")))
+    model = load_model(intermediate_path(cfg, "hw_codegen"))
     for name in VIVADO_STEPS:
         log.info("FINN %s", name)
         model = getattr(steps, name)(model, bcfg)

@@ -1,2 +1,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Project-owned RTL layers for FINN dataflow graphs, and their FINN custom ops."""
+
+#: the ONNX domain of FINN's RTL layers; FINN's passes recognise RTL layers by it
+RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+
+
+def register_custom_ops() -> None:
+    """Make the project's RTL ops known to qonnx's ``getCustomOp`` (idempotent)."""
+    from qonnx.custom_op.registry import add_op_to_domain
+
+    from .xnor_mvau_op import XnorMVAU_rtl
+
+    add_op_to_domain(RTL_DOMAIN, XnorMVAU_rtl)

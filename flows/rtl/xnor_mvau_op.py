@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""``XnorMVAU_rtl``: FINN custom op for the project's RTL XNOR-popcount MVAU.
+
+It is FINN's ``MVAU`` (same attributes, shapes, folding, cycle model and Python execution) with
+an RTL backend that instantiates ``hdl/bnn_xnor_mvau.sv`` instead of FINN's HLS
+``Matrix_Vector_Activate_Batch``. Weights (and thresholds) are embedded in the module as
+``$readmemh`` images, so the layer has FINN's MVAU stream interface (``in0_V`` → ``out0_V``)
+and no weight stream. The op is registered in FINN's RTL domain through qonnx's registry
+(:func:`flows.rtl.register_custom_ops`), so every FINN pass that handles RTL layers (PrepareIP,
+CreateStitchedIP, resource and cycle analyses) handles it too; nothing in finn-plus is edited.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+from qonnx.core.datatype import DataType
+
+from bnn_brevitas.errors import ToolkitError
+
+from . import xnor_mvau as xm
+
+#: LUTs per popcount input bit, per accumulator bit and per threshold-comparator bit; fitted to
+#: Yosys ``synth_xilinx`` counts of the unit (see docs/RESULTS.md, "RTL XNOR MVAU")
+LUT_PER_XNOR_BIT = 1.0
+LUT_PER_ACC_BIT = 1.0
+LUT_PER_CMP_BIT = 0.5
+
+
+class XnorMVAU_rtl(MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
+    """Binary MVAU (binaryXnorMode, BINARY inputs and weights) in project-owned RTL."""
+
+    def get_nodeattr_types(self):
+        attrs = dict(MVAU.get_nodeattr_types(self))
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    # -- shape of the RTL instance --------------------------------------------------------
+    def rtl_shape(self, n_thres: int | None = None) -> xm.XnorMvauShape:
+        """Parameters of the RTL instance (``n_thres`` from the threshold tensor)."""
+        self.check_supported()
+        odt = self.get_output_datatype()
+        if self.get_nodeattr("noActivation"):
+            n_thres, bias = 0, 0
+        else:
+            n_thres = n_thres if n_thres is not None else max(1, odt.get_num_possible_values() - 1)
+            bias = 0 if odt == DataType["BIPOLAR"] else int(self.get_nodeattr("ActVal"))
+        return xm.XnorMvauShape(self.get_nodeattr("MW"), self.get_nodeattr("MH"),
+                                self.get_nodeattr("PE"), self.get_nodeattr("SIMD"), n_thres,
+                                odt.bitwidth(), bias)
+
+    def check_supported(self) -> None:
+        """Raise unless the node is a binary (XNOR) MVAU with on-chip weights."""
+        name = self.onnx_node.name
+        if not self.get_nodeattr("binaryXnorMode") or \
+                self.get_input_datatype(0) != DataType["BINARY"] or \
+                self.get_input_datatype(1) != DataType["BINARY"]:
+            raise ToolkitError(f"{name}: XnorMVAU_rtl needs binaryXnorMode=1 with BINARY inputs"
+                               " and weights; use MVAU_hls/MVAU_rtl for other datatypes")
+        if self.get_nodeattr("mem_mode") != "internal_embedded":
+            raise ToolkitError(f"{name}: XnorMVAU_rtl embeds its weights: mem_mode must be "
+                               f"internal_embedded, got {self.get_nodeattr('mem_mode')!r}")
+
+    # -- code generation ------------------------------------------------------------------
+    def generate_hdl(self, model, fpgapart, clk):
+        """Memory images, the unit's source and a wrapper with FINN's port names."""
+        node = self.onnx_node
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        thr = None if self.get_nodeattr("noActivation") else model.get_initializer(node.input[2])
+        shape = self.rtl_shape(None if thr is None else thr.shape[1])
+        need = (shape.mw).bit_length()
+        if shape.n_thres == 0 and shape.obits < need:
+            raise ToolkitError(f"{node.name}: output datatype {self.get_output_datatype()} "
+                               f"cannot hold a popcount up to {shape.mw}")
+        w = model.get_initializer(node.input[1])
+        wf = xm.write_hex(gen / f"{node.name}_weights.hex", xm.weight_words(w, shape),
+                          shape.pe * shape.simd)
+        tf = None
+        if thr is not None:
+            tf = xm.write_hex(gen / f"{node.name}_thresholds.hex", xm.threshold_words(thr, shape),
+                              shape.pe * shape.n_thres * xm.count_bits(shape.mw))
+        for src in xm.rtl_sources():
+            shutil.copy(src, gen / src.name)
+        params = shape.params(wf.absolute(), tf.absolute() if tf else None,
+                              self.get_nodeattr("ram_style"))
+        params["IN_WIDTH"] = str(self.get_instream_width_padded(0))
+        params["OUT_WIDTH"] = str(self.get_outstream_width_padded(0))
+        (gen / f"{node.name}.v").write_text(self._wrapper(node.name, params))
+        self.set_nodeattr("gen_top_module", node.name)
+
+    def _wrapper(self, top: str, params: dict[str, str]) -> str:
+        iw, ow = params["IN_WIDTH"], params["OUT_WIDTH"]
+        plist = ",\n    ".join(f".{k}({v})" for k, v in params.items())
+        return f"""// generated by flows/rtl/xnor_mvau_op.py for FINN node {top}
+module {top} (
+  input ap_clk, input ap_rst_n,
+  input [{iw}-1:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+  output [{ow}-1:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY
+);
+  {xm.MODULE} #(
+    {plist}
+  ) core (
+    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+    .in0_V_TDATA(in0_V_TDATA), .in0_V_TVALID(in0_V_TVALID), .in0_V_TREADY(in0_V_TREADY),
+    .out0_V_TDATA(out0_V_TDATA), .out0_V_TVALID(out0_V_TVALID), .out0_V_TREADY(out0_V_TREADY)
+  );
+endmodule
+"""
+
+    def get_rtl_file_list(self, abspath=False):
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen")) if abspath else Path()
+        return [gen / f"{xm.MODULE}.sv", gen / f"{self.onnx_node.name}.v"]
+
+    def code_generation_ipi(self):
+        """Vivado IP integrator: add the sources and instantiate the wrapper as a module."""
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')}"
+                   f" {self.onnx_node.name}")
+        return cmd
+
+    # -- execution and estimates ----------------------------------------------------------
+    def execute_node(self, context, graph):
+        """Python model (FINN's MVAU) unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
+        if self.get_nodeattr("exec_mode") == "rtlsim":
+            return RTLBackend.execute_node(self, context, graph)
+        return MVAU.execute_node(self, context, graph)
+
+    def lut_estimation(self, fpgapart=None) -> int:
+        """XNOR + popcount tree + accumulator per PE, threshold comparators, and LUTRAM for
+        weight memories of at most 128 words (as FINN's bram_estimation)."""
+        s = self.rtl_shape()
+        cb = xm.count_bits(s.mw)
+        per_pe = LUT_PER_XNOR_BIT * s.simd + LUT_PER_ACC_BIT * cb \
+            + LUT_PER_CMP_BIT * cb * s.n_thres
+        mem = 0
+        if s.nf * s.sf <= 128:  # as FINN: deeper weight memories go to BRAM
+            mem += s.pe * s.simd * math.ceil(s.nf * s.sf / 64)
+        mem += s.simd * math.ceil(s.sf / 64) if s.nf > 1 else 0
+        return int(math.ceil(s.pe * per_pe + mem))
+
+    def dsp_estimation(self, fpgapart=None) -> int:
+        return 0

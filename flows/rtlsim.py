@@ -59,6 +59,7 @@ class LayerSim:
     params: dict[str, str] = field(default_factory=dict)
     result: str = "not run"
     cycles: int = 0
+    word_cycles: list[int] = field(default_factory=list)  # cycle of each output word
     got: np.ndarray | None = None
 
     @property
@@ -104,25 +105,39 @@ def collect_layers(model: ModelWrapper, ctx: dict) -> tuple[list[LayerSim], list
         x = ctx[src].reshape(inst.get_folded_input_shape(0))
         inputs = {"in0_V": (intf["s_axis"][0][1],
                             npy_to_rtlsim_input(x, idt, inst.get_instream_width(0)))}
-        if node.op_type.startswith("MVAU") and \
-                inst.get_nodeattr("mem_mode") in ("internal_decoupled", "external"):
-            # the weight stream FINN's IPI feeds from a memstream (or a DMA), as FINN's own
-            # rtlsim feeds it: the decoupled weight file once per input vector
-            wfile = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / "input_1.npy"
-            wbits = inst.get_instream_width(1)
-            w = npy_to_rtlsim_input(str(wfile), inst.get_input_datatype(1), wbits)
-            reps = int(np.prod(inst.get_nodeattr("numInputVectors")))
-            inputs["in1_V"] = ((wbits + 7) // 8 * 8, w * reps)
-        params = {}
-        if node.op_type.startswith("Thresholding"):
-            gen = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / f"{node.name}_"
-            params["THRESHOLDS_PATH"] = f'"{gen}"'
+        weights = weight_stream(inst)
+        if weights is not None:  # fed as FINN's IPI feeds it from a memstream (or a DMA)
+            inputs["in1_V"] = weights
+        params = instance_params(node, inst)
         layers.append(LayerSim(
             node.name, node.op_type, inst.get_verilog_top_module_name(),
             [str(f) for f in inst.get_rtl_file_list(abspath=True)], inputs,
             intf["m_axis"][0], _stream_order(inst, ctx[dst]), inst.get_output_datatype(0),
             tuple(inst.get_folded_output_shape(0)), params))
     return layers, skipped
+
+
+def instance_params(node, inst) -> dict[str, str]:
+    """Verilog parameters an instance of the layer's top module needs outside FINN's IPI."""
+    if node.op_type.startswith("Thresholding"):
+        gen = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / f"{node.name}_"
+        return {"THRESHOLDS_PATH": f'"{gen}"'}
+    return {}
+
+
+def weight_stream(inst) -> tuple[int, list[int]] | None:
+    """(port width, words for one frame) of an MVAU's decoupled weight stream, else None:
+    the whole weight file once per input vector, as FINN's memstream replays it."""
+    from finn.util.data_packing import npy_to_rtlsim_input
+
+    if not inst.onnx_node.op_type.startswith("MVAU") or \
+            inst.get_nodeattr("mem_mode") not in ("internal_decoupled", "external"):
+        return None
+    wfile = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / "input_1.npy"
+    wbits = inst.get_instream_width(1)
+    w = npy_to_rtlsim_input(str(wfile), inst.get_input_datatype(1), wbits)
+    reps = int(np.prod(inst.get_nodeattr("numInputVectors")))
+    return (wbits + 7) // 8 * 8, w * reps
 
 
 def _stream_order(inst, value: np.ndarray) -> np.ndarray:
@@ -212,16 +227,18 @@ def _harness_cpp(layers: list[LayerSim], backpressure: bool = False) -> str:
             sample.append(f"    bool f_{k}_{port} = top->n{k}_{port}_TVALID && "
                           f"top->n{k}_{port}_TREADY;")
             commit.append(f"    if (f_{k}_{port}) {v}.idx++;")
-        decl.append(f"  std::vector<Word> out_{k}; long done_{k} = -1;")
+        decl.append(f"  std::vector<Word> out_{k}; std::vector<long> at_{k}; long done_{k} = -1;")
         # accept exactly one frame: a padding layer streams the next frame's border unasked
         refuse = f" && ((cycle * 13 + {3 * k}) % 7 > 2)" if backpressure else ""
         drive.append(f"    top->n{k}_{oport}_TREADY = out_{k}.size() < {la.expected_words}u"
                      f"{refuse};")
         sample.append(f"    bool g_{k} = top->n{k}_{oport}_TVALID && top->n{k}_{oport}_TREADY;\n"
                       f"    Word o_{k}; if (g_{k}) o_{k} = get(top->n{k}_{oport}_TDATA);")
-        commit.append(f"    if (g_{k}) {{ out_{k}.push_back(o_{k}); if (out_{k}.size() == "
-                      f"{la.expected_words}u) done_{k} = cycle; }}")
-        finish.append(f'  dump("n{k}_out.hex", out_{k}); printf("n{k} %ld\\n", done_{k});')
+        commit.append(f"    if (g_{k}) {{ out_{k}.push_back(o_{k}); at_{k}.push_back(cycle); "
+                      f"if (out_{k}.size() == {la.expected_words}u) done_{k} = cycle; }}")
+        finish.append(f'  dump("n{k}_out.hex", out_{k}); printf("n{k} %ld\\n", done_{k});\n'
+                      f'  {{ FILE* c = fopen("n{k}_cycles.txt", "w"); for (long t : at_{k}) '
+                      f'fprintf(c, "%ld\\n", t); fclose(c); }}')
     all_done = " && ".join(f"done_{k} >= 0" for k in range(len(layers)))
     return (_HARNESS_HEAD + "\n".join(decl) + """
   top->ap_clk = 0; top->ap_rst_n = 0;
@@ -244,7 +261,7 @@ def _write_streams(layers: list[LayerSim], workdir: Path) -> None:
 
 
 def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
-                   backpressure: bool = False) -> float:
+                   backpressure: bool = False, limit: int | None = None) -> float:
     """Build and run one Verilator model for ``layers``; fill in their results. Returns the
     Verilator build time in seconds."""
     from finn.util.data_packing import rtlsim_output_to_npy
@@ -278,13 +295,15 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
         for la in layers:
             la.result = f"verilator build failed: {err.strip()}"
         return build_s
-    limit = 20 * sum(la.expected_words + sum(len(w) for _, w in la.inputs.values())
-                     for la in layers) + 100_000
+    limit = limit or 20 * sum(la.expected_words + sum(len(w) for _, w in la.inputs.values())
+                              for la in layers) + 100_000
     run = subprocess.run([str(workdir / "obj_dir" / "sim"), str(limit)], cwd=workdir,
                          capture_output=True, text=True, timeout=timeout)
     done = dict(line.split() for line in run.stdout.splitlines() if line.startswith("n"))
     for k, la in enumerate(layers):
         la.cycles = int(done.get(f"n{k}", -1))
+        stamps = workdir / f"n{k}_cycles.txt"
+        la.word_cycles = [int(t) for t in stamps.read_text().split()] if stamps.is_file() else []
         words = [int(x, 16) & ((1 << la.output[1]) - 1)
                  for x in (workdir / f"n{k}_out.hex").read_text().split()]
         if len(words) != la.expected_words:

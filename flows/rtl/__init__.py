@@ -9,6 +9,8 @@ def register_custom_ops() -> None:
     """Make the project's RTL ops known to qonnx's ``getCustomOp`` (idempotent)."""
     from qonnx.custom_op.registry import add_op_to_domain
 
+    from .maxpool_op import WindowMaxPool_rtl
     from .xnor_mvau_op import XnorMVAU_rtl
 
     add_op_to_domain(RTL_DOMAIN, XnorMVAU_rtl)
+    add_op_to_domain(RTL_DOMAIN, WindowMaxPool_rtl)

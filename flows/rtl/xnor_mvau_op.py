@@ -144,3 +144,7 @@ endmodule
 
     def dsp_estimation(self, fpgapart=None) -> int:
         return 0
+
+    def uram_estimation(self, fpgapart=None) -> int:
+        """Embedded weights never use URAM (it has no power-up contents)."""
+        return 0

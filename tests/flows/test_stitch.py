@@ -1,0 +1,81 @@
+"""Whole-accelerator Verilator simulation of a stitched partition (flows/stitch.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from bnn_brevitas.errors import ToolkitError
+from flows.tools import find_verilator
+from tests.flows.graphs import make_model
+
+PART = "xczu7ev-ffvc1156-2-e"
+
+
+def _mvau(name, inp, out, mw, mh, pe, simd, thr, odt, vecs):
+    return helper.make_node(
+        "MVAU", [inp, f"{name}_w", f"{name}_t"], [out], domain="finn.custom_op.fpgadataflow",
+        name=name, backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd,
+        inputDataType="BINARY", weightDataType="BINARY", outputDataType=odt,
+        accDataType="UINT16", binaryXnorMode=1, noActivation=0, numInputVectors=vecs,
+        mem_mode="internal_decoupled", inFIFODepths=[2], outFIFODepths=[2])
+
+
+def _two_layer_partition(seed=0):
+    """x (1,4,4,32) bits → XNOR MVAU 32→16 (binary out) → XNOR MVAU 16→8 (3 thresholds)."""
+    rng = np.random.default_rng(seed)
+    vecs = [1, 4, 4]
+    nodes = [_mvau("a", "x", "h", 32, 16, 4, 8, 1, "BINARY", vecs),
+             _mvau("b", "h", "y", 16, 8, 2, 16, 3, "UINT2", vecs)]
+    inits = {"a_w": rng.integers(0, 2, (32, 16)), "b_w": rng.integers(0, 2, (16, 8)),
+             "a_t": rng.integers(10, 23, (16, 1)),
+             "b_t": np.sort(rng.integers(2, 15, (8, 3)), axis=1)}
+    hw = make_model(nodes, [("x", (1, 4, 4, 32))], [("y", (1, 4, 4, 8))], inits,
+                    {"x": "BINARY", "h": "BINARY", "a_w": "BINARY", "b_w": "BINARY"})
+    xs = [rng.integers(0, 2, (1, 4, 4, 32)).astype(np.float32) for _ in range(3)]
+    return hw, xs
+
+
+def _compile(hw):
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from flows.transforms.xnor_mvau import UseXnorMvauRTL
+
+    model = hw.transform(InsertDWC()).transform(InsertFIFO(create_shallow_fifos=True))
+    model = model.transform(SpecializeLayers(PART)).transform(GiveUniqueNodeNames())
+    return model.transform(UseXnorMvauRTL()).transform(PrepareIP(PART, 5.0))
+
+
+def test_hls_layers_are_named():
+    from flows.stitch import stitch
+
+    hw, _ = _two_layer_partition()
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model = hw.transform(SpecializeLayers(PART))
+    with pytest.raises(ToolkitError, match=r"2 layer\(s\) have no RTL.*MVAU_hls"):
+        stitch(model)
+
+
+@pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
+def test_stitched_partition_is_exact_with_expected_interval(tmp_path):
+    from flows.finn_env import prepare_finn
+    from flows.stitch import run_stitched
+
+    prepare_finn(tmp_path / "finn")
+    hw, xs = _two_layer_partition()
+    final = _compile(hw)
+    kinds = sorted({n.op_type for n in final.graph.node})
+    assert kinds == ["StreamingDataWidthConverter_rtl", "StreamingFIFO_rtl", "XnorMVAU_rtl"]
+    res, st = run_stitched(final, hw, xs, tmp_path / "accel")
+    assert res["result"] == "exact"
+    assert len(res["frame_done_cycles"]) == 3
+    # the slower layer: 16 vectors * (16/4) * (32/8) = 256 cycles per frame
+    assert 256 <= res["interval_cycles"] <= 256 * 1.15
+    # one instance per layer: module name, then instance name
+    assert [st.sv.count(f"  XnorMVAU_rtl_{k} u") for k in (0, 1, 2)] == [1, 1, 0]

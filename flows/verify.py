@@ -15,6 +15,9 @@ partition           within ¼ of an integer), top-1, and every integer tensor ag
                     datatype annotation
 rtlsim              every RTL layer simulated with Verilator on its exact packed input stream
                     (``flows/rtlsim.py``)
+accel_rtlsim        the whole accelerator stitched into one Verilator design, 4 frames back to
+                    back: output bit-exact, cycles per frame and latency vs FINN's estimate
+                    (``flows/stitch.py``; skipped, naming them, while any layer is HLS)
 cppsim / stitched   FINN's own simulations: need Vitis HLS / Vivado (skipped with the reason)
 board               the deploy bundle's driver on the board (skipped without ``--bundle``)
 ==================  ========================================================================
@@ -296,6 +299,8 @@ def _tool_stages(build: Path, x: np.ndarray, bundle: Path | None, want) -> list[
     out = []
     if want is None or "rtlsim" in want:
         out.append(rtlsim.verify_rtl_layers(build, x))
+    if want is None or "accel_rtlsim" in want:
+        out.append(_accel_stage(build, x))
     tools = find_xilinx_tools()
     for stage, tool in (("cppsim", "vitis_hls"), ("stitched_rtlsim", "vivado")):
         if want is not None and stage not in want:
@@ -307,6 +312,37 @@ def _tool_stages(build: Path, x: np.ndarray, bundle: Path | None, want) -> list[
         note = "no --bundle given" if bundle is None else "run on the board: python -m hw.driver"
         out.append(StageResult("board", "skipped", note=note))
     return out
+
+
+def _accel_stage(build: Path, x: np.ndarray, frames: int = 4) -> StageResult:
+    """The whole accelerator as one Verilator design (``flows/stitch.py``), ``frames`` frames
+    back to back: bit-exact output and cycles per frame against FINN's estimate."""
+    from flows.finn_env import load_model
+    from flows.stitch import non_rtl_layers, simulate_accelerator
+    from flows.tools import find_verilator
+
+    codegen = sorted((build / "intermediate").glob("*_hw_codegen.onnx"))
+    if find_verilator() is None or not codegen:
+        return StageResult("accel_rtlsim", "skipped", note="Verilator not found" if codegen
+                           else "no generated RTL in the build")
+    hls = non_rtl_layers(load_model(codegen[-1]))
+    if hls:
+        kinds = sorted({h.split("(")[1].rstrip(")") for h in hls})
+        return StageResult("accel_rtlsim", "skipped", note=f"{len(hls)} layer(s) have no RTL "
+                           f"({', '.join(kinds)})")
+    t0 = time.perf_counter()
+    r = simulate_accelerator(build, x, frames)
+    ok = r["result"] == "exact"
+    note = (f"{r['layers']} layers, {r['frames']} frames: {r['result']}; "
+            f"{r['interval_cycles']:.0f} cycles/frame (FINN estimate {r['estimate_interval_cycles']}"
+            f"), latency {r['latency_cycles']} cycles (estimate {r['estimate_latency_cycles']})"
+            if ok and r.get("interval_cycles") else f"{r['result']}")
+    res = StageResult("accel_rtlsim", "pass" if ok else "fail", samples=frames, exact=ok,
+                      seconds=round(time.perf_counter() - t0, 1), note=note)
+    if not ok:
+        res.divergence = {"node": "accel_top", "op_type": "accelerator",
+                          "tensor": "output stream", "reason": r["result"]}
+    return res
 
 
 # -- reports and CLI -------------------------------------------------------------------------
@@ -358,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--onnx", type=Path, help="QONNX file to build first")
     ap.add_argument("--samples", type=int, default=8, help="number of input samples")
     ap.add_argument("--stages", help="comma-separated subset of: brevitas, qonnx, "
-                    + ", ".join(GRAPH_STAGES) + ", rtlsim, cppsim, stitched_rtlsim, board")
+                    + ", ".join(GRAPH_STAGES)
+                    + ", rtlsim, accel_rtlsim, cppsim, stitched_rtlsim, board")
     ap.add_argument("--bundle", type=Path, help="deploy bundle, for the on-board stage")
     ap.add_argument("--report", type=Path, help="report path without suffix (default "
                     "<build>/report/verify)")

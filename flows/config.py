@@ -51,6 +51,9 @@ class FlowConfig:
     impl_style: str = "auto"
     #: binary (XNOR) MVAUs: "rtl" = the project's RTL unit (flows/rtl), "hls" = FINN's HLS one
     binary_mvau: str = "rtl"
+    #: non-binary MVAUs with thresholds become MVAU_rtl + Thresholding_rtl (RTL, DSP-based)
+    #: instead of one HLS MVAU (flows/transforms/split_thresholds.py)
+    split_mvau_thresholds: bool = True
     #: keep thresholds as separate layers instead of merging them into the MVAUs
     standalone_thresholds: bool = False
     #: output directory (default build/<model>_<board>)

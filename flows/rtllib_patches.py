@@ -67,6 +67,42 @@ PATCHES = (
         why="Verilator cannot evaluate a constant function that returns an unpacked struct "
             "('Expecting expression to be constant ... INIT_ABITS', fifo.sv:130); the same "
             "arithmetic as two integer functions and a packed struct elaborates"),
+    Patch(
+        "mvu/add_multi.sv",
+        find="""	uwire [SUM_WIDTH-1:0]  sum0;
+	if(L < 1) begin : genTrivial
+		assign	sum0 = arg[0];
+	end : genTrivial
+	else begin : genTree
+		localparam int unsigned  D = L < DEPTH? L : DEPTH;  // Pipeline stages absorbed by tree
+
+		// Compute the count of decendents for all nodes in the reduction trees.
+		typedef int unsigned  leaf_load_t[2*N-1];
+		function leaf_load_t init_leaf_loads();
+			automatic leaf_load_t  res;
+			for(int unsigned  i = 2*N-1; i-- > N-1;)  res[i] = 1;
+			for(int unsigned  i =   N-1; i-- >   0;)  res[i] = res[2*i+1] + res[2*i+2];
+			return  res;
+		endfunction : init_leaf_loads
+		localparam leaf_load_t   LEAF_LOAD = init_leaf_loads();""",
+        replace="""	// [bnn-fpga Verilator patch] the constant function moved out of the generate block
+	typedef int unsigned  leaf_load_t[2*N-1];
+	function leaf_load_t init_leaf_loads();
+		automatic leaf_load_t  res;
+		for(int unsigned  i = 2*N-1; i-- > N-1;)  res[i] = 1;
+		for(int unsigned  i =   N-1; i-- >   0;)  res[i] = res[2*i+1] + res[2*i+2];
+		return  res;
+	endfunction : init_leaf_loads
+	uwire [SUM_WIDTH-1:0]  sum0;
+	if(L < 1) begin : genTrivial
+		assign	sum0 = arg[0];
+	end : genTrivial
+	else begin : genTree
+		localparam int unsigned  D = L < DEPTH? L : DEPTH;  // Pipeline stages absorbed by tree
+		localparam leaf_load_t   LEAF_LOAD = init_leaf_loads();""",
+        why="Verilator rejects a constant function declared under generate (IEEE 1800-2023 "
+            "13.4.3), reached by every MVAU_rtl with SIMD > 1; at module scope it is the same "
+            "function"),
 )
 
 

@@ -160,6 +160,10 @@ def step_convert_to_hw(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     for t in passes:
         model = model.transform(t).transform(InferDataLayouts())
     model = tidy(model).transform(InferReshape())
+    if cfg.split_mvau_thresholds:
+        from .transforms.split_thresholds import SplitMVAUThresholds
+
+        model = model.transform(SplitMVAUThresholds("rtl", cfg.board_info.part))
     return model.transform(RoundAndClipThresholds())
 
 

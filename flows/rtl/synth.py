@@ -37,6 +37,7 @@ from flows.rtl import xnor_mvau as xm
 
 log = logging.getLogger(__name__)
 
+PART = "xczu7ev-ffvc1156-2-e"  # the ZCU104's part, for FINN's estimates
 DEFAULT_POINTS = [(64, 64, 1, 64, 0), (64, 64, 4, 64, 0), (64, 64, 8, 32, 1),
                   (256, 64, 4, 64, 1), (576, 64, 8, 64, 1), (288, 64, 4, 32, 63)]
 TARGETS = {"xilinx": "synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {top}",
@@ -178,6 +179,35 @@ def synth_xnor_mvau(shape: xm.XnorMvauShape, workdir: Path, seed: int = 0,
             "seconds": round(seconds, 2), "target": target, "ram_style": ram_style}
 
 
+def finn_estimates(shape: xm.XnorMvauShape) -> dict[str, dict[str, int]]:
+    """FINN's analytical LUT/BRAM estimates for the same layer: FINN's HLS binary MVAU
+    (weights in its default decoupled memory) and the project's ``XnorMVAU_rtl``."""
+    from onnx import helper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flows.rtl import RTL_DOMAIN, register_custom_ops
+
+    register_custom_ops()
+    odt = {0: "UINT16", 1: "BINARY"}.get(shape.n_thres, f"UINT{shape.n_thres.bit_length()}")
+    attrs = dict(MW=shape.mw, MH=shape.mh, PE=shape.pe, SIMD=shape.simd, backend="fpgadataflow",
+                 inputDataType="BINARY", weightDataType="BINARY", outputDataType=odt,
+                 accDataType=f"UINT{xm.count_bits(shape.mw)}", binaryXnorMode=1,
+                 noActivation=int(shape.n_thres == 0), numInputVectors=[1])
+    out = {}
+    for op, domain, mem in (("MVAU_hls", "finn.custom_op.fpgadataflow.hls", "internal_decoupled"),
+                            ("XnorMVAU_rtl", RTL_DOMAIN, "internal_embedded")):
+        inst = getCustomOp(helper.make_node(op, ["x", "w", "t"], ["y"], domain=domain,
+                                            mem_mode=mem, **attrs))
+        out[op] = {"luts": int(inst.lut_estimation(PART)),
+                   "bram18": int(inst.bram_estimation(PART))}
+    return out
+
+
+def matched_ram_style(shape: xm.XnorMvauShape) -> str:
+    """The weight memory kind FINN's estimate assumes: LUTRAM up to 128 words, else BRAM."""
+    return "distributed" if shape.nf * shape.sf <= 128 else "block"
+
+
 def _point(text: str) -> tuple[int, ...]:
     vals = tuple(int(v) for v in text.split(","))
     if len(vals) != 5:
@@ -196,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: a work/ folder next to the output")
     ap.add_argument("--target", choices=sorted(TARGETS), default="xilinx")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ram-style", default="auto", help="weight memory: auto|block|distributed")
+    ap.add_argument("--ram-style", default="match", help="weight memory: auto|block|distributed"
+                    "|match (default: what FINN's estimate assumes, see matched_ram_style)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per point")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -207,12 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         shape = xm.XnorMvauShape(mw, mh, pe, simd, n_thres)
         wd = workroot / f"mw{mw}_mh{mh}_pe{pe}_simd{simd}_t{n_thres}"
         try:
-            row = synth_xnor_mvau(shape, wd, args.seed, args.target, args.timeout,
-                                  args.ram_style)
+            style = matched_ram_style(shape) if args.ram_style == "match" else args.ram_style
+            row = synth_xnor_mvau(shape, wd, args.seed, args.target, args.timeout, style)
         except subprocess.TimeoutExpired:
             log.warning("dropped %s: over %.0f s", shape, args.timeout)
             row = {"mw": mw, "mh": mh, "pe": pe, "simd": simd, "n_thres": n_thres,
                    "dropped": f"timeout after {args.timeout:.0f} s"}
+        row["estimates"] = finn_estimates(shape)
         log.info("%s", {k: v for k, v in row.items() if k != "cells"})
         rows.append(row)
     args.output.parent.mkdir(parents=True, exist_ok=True)

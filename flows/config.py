@@ -51,6 +51,8 @@ class FlowConfig:
     impl_style: str = "auto"
     #: binary (XNOR) MVAUs: "rtl" = the project's RTL unit (flows/rtl), "hls" = FINN's HLS one
     binary_mvau: str = "rtl"
+    #: the project's RTL units for the other layers FINN has only as HLS (pools, ...)
+    project_rtl: bool = True
     #: non-binary MVAUs with thresholds become MVAU_rtl + Thresholding_rtl (RTL, DSP-based)
     #: instead of one HLS MVAU (flows/transforms/split_thresholds.py)
     split_mvau_thresholds: bool = True

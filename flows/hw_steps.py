@@ -80,15 +80,16 @@ def step_set_fifo_depths(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 
 def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """Generate every layer's sources (RTL for ``_rtl`` layers, HLS C++ for ``_hls`` ones).
-    With ``binary_mvau: rtl`` the binary MVAUs first become the project's RTL XNOR unit."""
+    First the layers FINN has only in HLS move to the project's RTL units (``flows/rtl``):
+    binary MVAUs with ``binary_mvau: rtl``, the others with ``project_rtl``."""
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 
     from .finn_env import prepare_finn
-    from .transforms.xnor_mvau import UseXnorMvauRTL
+    from .transforms.rtl_swap import rtl_swaps
 
     prepare_finn(cfg.out_dir / "finn_tmp")
-    if cfg.binary_mvau == "rtl":
-        model = model.transform(UseXnorMvauRTL())
+    for swap in rtl_swaps(cfg.binary_mvau == "rtl", cfg.project_rtl):
+        model = model.transform(swap)
     return model.transform(PrepareIP(cfg.board_info.part, 1000.0 / cfg.clock_mhz))
 
 

@@ -102,7 +102,7 @@ def collect_layers(model: ModelWrapper, ctx: dict) -> tuple[list[LayerSim], list
             continue
         intf = inst.get_verilog_top_module_intf_names()
         idt = inst.get_input_datatype(0)
-        x = ctx[src].reshape(inst.get_folded_input_shape(0))
+        x = _pool_stream_order(inst, ctx[src]).reshape(inst.get_folded_input_shape(0))
         inputs = {"in0_V": (intf["s_axis"][0][1],
                             npy_to_rtlsim_input(x, idt, inst.get_instream_width(0)))}
         weights = weight_stream(inst)
@@ -138,6 +138,17 @@ def weight_stream(inst) -> tuple[int, list[int]] | None:
     w = npy_to_rtlsim_input(str(wfile), inst.get_input_datatype(1), wbits)
     reps = int(np.prod(inst.get_nodeattr("numInputVectors")))
     return (wbits + 7) // 8 * 8, w * reps
+
+
+def _pool_stream_order(inst, value: np.ndarray) -> np.ndarray:
+    """A window pool consumes the depthwise sliding window's stream (C/PE, K, PE); its input
+    tensor in the HW-layer graph is in Im2Col order (K, C)."""
+    if not inst.onnx_node.op_type.startswith(("Pool", "WindowMaxPool", "WindowAvgPool")):
+        return value
+    from flows.rtl.maxpool import stream_order
+
+    return stream_order(value, inst.get_nodeattr("Channels"), inst.get_nodeattr("PE"),
+                        int(np.prod(inst.get_nodeattr("KernelSize"))))
 
 
 def _stream_order(inst, value: np.ndarray) -> np.ndarray:

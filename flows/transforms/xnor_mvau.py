@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-log = logging.getLogger(__name__)
+from .rtl_swap import replace_node
 
-#: attributes that belong to the HLS node's generated code, not to the layer
-_DROP = {"code_gen_dir_ipgen", "code_gen_dir_cppsim", "executable_path", "ipgen_path",
-         "ip_path", "ip_vlnv", "rtlsim_so", "res_hls", "cycles_rtlsim", "gen_top_module"}
+log = logging.getLogger(__name__)
 
 
 class UseXnorMvauRTL(Transformation):
@@ -23,11 +20,8 @@ class UseXnorMvauRTL(Transformation):
     Binary MVAUs whose weights stream from DRAM (``mem_mode`` external) stay HLS."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        from flows.rtl import RTL_DOMAIN, register_custom_ops
-
-        register_custom_ops()
-        graph, count = model.graph, 0
-        for idx, node in enumerate(list(graph.node)):
+        count = 0
+        for node in list(model.graph.node):
             if node.op_type != "MVAU_hls" or not getCustomOp(node).get_nodeattr("binaryXnorMode"):
                 continue
             mem_mode = getCustomOp(node).get_nodeattr("mem_mode")
@@ -35,20 +29,13 @@ class UseXnorMvauRTL(Transformation):
                 log.info("%s keeps HLS: its weights are streamed (mem_mode %s)", node.name,
                          mem_mode)
                 continue
-            new = helper.make_node("XnorMVAU_rtl", list(node.input), list(node.output),
-                                   name=node.name.replace("MVAU_hls", "XnorMVAU_rtl"),
-                                   domain=RTL_DOMAIN)
-            known = getCustomOp(new).get_nodeattr_types()
-            new.attribute.extend(a for a in node.attribute
-                                 if a.name in known and a.name not in _DROP)
-            inst = getCustomOp(new)
+            inst = replace_node(model, node, "XnorMVAU_rtl",
+                                node.name.replace("MVAU_hls", "XnorMVAU_rtl"))
             inst.set_nodeattr("mem_mode", "internal_embedded")
             if inst.get_nodeattr("ram_style") == "ultra":  # URAM has no power-up contents,
                 inst.set_nodeattr("ram_style", "block")   # so embedded weights go to BRAM
             inst.set_nodeattr("runtime_writeable_weights", 0)
             inst.check_supported()
-            graph.node.remove(node)
-            graph.node.insert(idx, new)
             count += 1
         if count:
             log.info("%d binary MVAU(s) now use the RTL XNOR-popcount unit", count)

@@ -37,8 +37,8 @@ module bnn_maxpool #(
     localparam integer W = PE * ELEM_BITS;
     localparam integer K_BITS = K > 1 ? $clog2(K) : 1;
     // flipping the sign bit maps two's complement order onto unsigned order
-    localparam [ELEM_BITS-1:0] BIAS = SIGNED ? ({{(ELEM_BITS-1){1'b0}}, 1'b1} << (ELEM_BITS-1))
-                                             : {ELEM_BITS{1'b0}};
+    localparam [ELEM_BITS-1:0] BIAS =
+        (SIGNED != 0) ? ({{(ELEM_BITS-1){1'b0}}, 1'b1} << (ELEM_BITS-1)) : {ELEM_BITS{1'b0}};
 
     reg  [K_BITS-1:0] k;
     reg  [W-1:0]      acc;

@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""``EltwiseAdd_rtl`` / ``EltwiseMul_rtl`` / ``EltwiseSub_rtl``: FINN custom ops for the project's
+RTL elementwise unit.
+
+Each is FINN's ``ElementwiseAdd`` / ``ElementwiseMul`` / ``ElementwiseSub`` (same attributes,
+shapes, folding, cycle model and Python execution) with an RTL backend that instantiates
+``hdl/bnn_elementwise.sv`` instead of FINN's HLS ``ElementwiseBinaryOperation_hls``. Supported:
+both operands streamed (``lhs_style`` and ``rhs_style`` "input"), integer datatypes, lhs of the
+output shape and rhs either of the output shape or a per-channel vector broadcast over all
+other axes (``[1, 1, 1, C]`` against ``[1, H, W, C]``: the squeeze-excitation gate).
+
+The names avoid FINN's ``Elementwise*_rtl`` so that a future FINN RTL backend cannot collide.
+The ops live in FINN's RTL domain; register them with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+from finn.custom_op.fpgadataflow.elementwise_binary import (
+    ElementwiseAdd,
+    ElementwiseBinaryOperation,
+    ElementwiseMul,
+    ElementwiseSub,
+)
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+from qonnx.core.datatype import DataType
+
+from bnn_brevitas.errors import ToolkitError
+
+from . import elementwise as ew
+
+#: LUTs per output bit of an adder, per partial-product bit of a LUT multiplier, and per
+#: control bit (fold/pixel counters, handshake)
+LUT_PER_ADD_BIT = 1.0
+LUT_PER_MUL_BIT = 1.0
+LUT_CONTROL = 8
+
+
+def broadcast_kind(lhs_shape, rhs_shape, out_shape) -> str | None:
+    """"same" (rhs of the output shape), "channel" (rhs a per-channel vector broadcast over all
+    other axes of the output) or None (anything else) — for an lhs of the output shape."""
+    lhs, rhs, out = (list(map(int, s)) for s in (lhs_shape, rhs_shape, out_shape))
+    if lhs != out:
+        return None
+    if rhs == out:
+        return "same"
+    if len(rhs) <= len(out) and rhs[-1] == out[-1] and all(d == 1 for d in rhs[:-1]):
+        return "channel"
+    return None
+
+
+class _EltwiseRTL:
+    """The RTL backend shared by the elementwise ops (mixed in before FINN's op class)."""
+
+    OP_NAME = ""  # "add" | "mul" | "sub"
+
+    def get_nodeattr_types(self):
+        attrs = dict(ElementwiseBinaryOperation.get_nodeattr_types(self))
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    # -- shape of the RTL instance --------------------------------------------------------
+    def unsupported_reason(self) -> str | None:
+        """Why the node cannot use the RTL unit, or None."""
+        kind = type(self).__name__
+        if self.get_nodeattr("lhs_style") != "input" or self.get_nodeattr("rhs_style") != "input":
+            return (f"{kind} needs both operands streamed (lhs_style/rhs_style 'input'), got "
+                    f"{self.get_nodeattr('lhs_style')!r}/{self.get_nodeattr('rhs_style')!r}")
+        if self.get_nodeattr("mlo_max_iter"):
+            return f"{kind} does not support loop-rolled layers (mlo_max_iter)"
+        dts = {"lhs": self.lhs_dtype, "rhs": self.rhs_dtype, "out": self.out_dtype}
+        for which, dt in dts.items():
+            if not dt.is_integer() or dt == DataType["BIPOLAR"]:
+                return f"{kind} needs integer datatypes, got {which}_dtype {dt.name}"
+        if broadcast_kind(self.lhs_shape, self.rhs_shape, self.out_shape) is None:
+            return (f"{kind} needs lhs of the output shape and rhs of the output shape or "
+                    f"[1,..,1,C]; got lhs {list(self.lhs_shape)}, rhs {list(self.rhs_shape)}, "
+                    f"out {list(self.out_shape)}")
+        c, pe = int(self.out_shape[-1]), self.pe
+        if c % pe:
+            return f"{kind}: PE={pe} must divide the channels C={c}"
+        lo, hi = ew.output_range(self.OP_NAME, (int(self.lhs_dtype.min()),
+                                                int(self.lhs_dtype.max())),
+                                 (int(self.rhs_dtype.min()), int(self.rhs_dtype.max())))
+        if lo < self.out_dtype.min() or hi > self.out_dtype.max():
+            return (f"{kind}: out_dtype {self.out_dtype.name} cannot hold {self.lhs_dtype.name} "
+                    f"{self.OP_NAME} {self.rhs_dtype.name} (range {lo}..{hi})")
+        return None
+
+    def check_supported(self) -> None:
+        """Raise unless the RTL unit implements the node bit-exactly."""
+        reason = self.unsupported_reason()
+        if reason:
+            raise ToolkitError(f"{self.onnx_node.name}: {reason}")
+
+    def rtl_shape(self) -> ew.EltwiseShape:
+        """Parameters of the RTL instance."""
+        self.check_supported()
+        out = [int(d) for d in self.out_shape]
+        pe = self.pe
+        return ew.EltwiseShape(
+            self.OP_NAME, pe, out[-1] // pe, int(np.prod(out[:-1])), self.lhs_dtype.bitwidth(),
+            self.rhs_dtype.bitwidth(), self.out_dtype.bitwidth(), self.lhs_dtype.signed(),
+            self.rhs_dtype.signed(), self.out_dtype.signed(),
+            broadcast_kind(self.lhs_shape, self.rhs_shape, self.out_shape) == "channel")
+
+    def rtl_params(self) -> dict[str, str]:
+        p = self.rtl_shape().params()
+        p["IN0_WIDTH"] = str(self.get_instream_width_padded(0))
+        p["IN1_WIDTH"] = str(self.get_instream_width_padded(1))
+        p["OUT_WIDTH"] = str(self.get_outstream_width_padded(0))
+        return p
+
+    # -- code generation ------------------------------------------------------------------
+    def generate_hdl(self, model, fpgapart, clk):
+        """The unit's source and a wrapper with FINN's port names."""
+        node = self.onnx_node
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        params = self.rtl_params()
+        for src in ew.rtl_sources():
+            shutil.copy(src, gen / src.name)
+        (gen / f"{node.name}.v").write_text(self._wrapper(node.name, params))
+        self.set_nodeattr("gen_top_module", node.name)
+
+    def _wrapper(self, top: str, params: dict[str, str]) -> str:
+        i0, i1, ow = params["IN0_WIDTH"], params["IN1_WIDTH"], params["OUT_WIDTH"]
+        plist = ",\n    ".join(f".{k}({v})" for k, v in params.items())
+        return f"""// generated by flows/rtl/elementwise_op.py for FINN node {top}
+module {top} (
+  input ap_clk, input ap_rst_n,
+  input [{i0}-1:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+  input [{i1}-1:0] in1_V_TDATA, input in1_V_TVALID, output in1_V_TREADY,
+  output [{ow}-1:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY
+);
+  {ew.MODULE} #(
+    {plist}
+  ) core (
+    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+    .in0_V_TDATA(in0_V_TDATA), .in0_V_TVALID(in0_V_TVALID), .in0_V_TREADY(in0_V_TREADY),
+    .in1_V_TDATA(in1_V_TDATA), .in1_V_TVALID(in1_V_TVALID), .in1_V_TREADY(in1_V_TREADY),
+    .out0_V_TDATA(out0_V_TDATA), .out0_V_TVALID(out0_V_TVALID), .out0_V_TREADY(out0_V_TREADY)
+  );
+endmodule
+"""
+
+    def get_rtl_file_list(self, abspath=False):
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen")) if abspath else Path()
+        return [gen / f"{ew.MODULE}.sv", gen / f"{self.onnx_node.name}.v"]
+
+    def code_generation_ipi(self):
+        """Vivado IP integrator: add the sources and instantiate the wrapper as a module."""
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')}"
+                   f" {self.onnx_node.name}")
+        return cmd
+
+    # -- execution and estimates ----------------------------------------------------------
+    def execute_node(self, context, graph):
+        """Python model (FINN's op) unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
+        if self.get_nodeattr("exec_mode") == "rtlsim":
+            return RTLBackend.execute_node(self, context, graph)
+        return ElementwiseBinaryOperation.execute_node(self, context, graph)
+
+    def lut_estimation(self, fpgapart=None) -> int:
+        """Per PE an adder of OUT_BITS or a LUT multiplier of LHS_BITS x RHS_BITS partial
+        products; the gate buffer of a broadcast rhs in LUTRAM (64 words per LUT); control."""
+        s = self.rtl_shape()
+        if s.op == "mul":
+            per_pe = LUT_PER_MUL_BIT * s.lhs_bits * s.rhs_bits
+        else:
+            per_pe = LUT_PER_ADD_BIT * s.out_bits
+        buf = s.pe * s.rhs_bits * math.ceil(s.folds / 64) if s.broadcast else 0
+        return int(math.ceil(s.pe * per_pe + buf + LUT_CONTROL))
+
+    def bram_estimation(self, fpgapart=None) -> int:
+        return 0
+
+    def uram_estimation(self, fpgapart=None) -> int:
+        return 0
+
+    def dsp_estimation(self, fpgapart=None) -> int:
+        return 0
+
+
+class EltwiseAdd_rtl(_EltwiseRTL, ElementwiseAdd, RTLBackend):  # noqa: N801 (FINN's naming)
+    """FINN's ElementwiseAdd in project-owned RTL."""
+
+    OP_NAME = "add"
+
+
+class EltwiseMul_rtl(_EltwiseRTL, ElementwiseMul, RTLBackend):  # noqa: N801
+    """FINN's ElementwiseMul in project-owned RTL."""
+
+    OP_NAME = "mul"
+
+
+class EltwiseSub_rtl(_EltwiseRTL, ElementwiseSub, RTLBackend):  # noqa: N801
+    """FINN's ElementwiseSub in project-owned RTL."""
+
+    OP_NAME = "sub"
+
+
+#: FINN HLS op type → project RTL op class
+RTL_OPS = {"ElementwiseAdd_hls": EltwiseAdd_rtl, "ElementwiseMul_hls": EltwiseMul_rtl,
+           "ElementwiseSub_hls": EltwiseSub_rtl}
+
+
+def register() -> None:
+    """Make the ops known to qonnx's ``getCustomOp`` in FINN's RTL domain (idempotent)."""
+    from qonnx.custom_op.registry import add_op_to_domain
+
+    from . import RTL_DOMAIN
+
+    for cls in RTL_OPS.values():
+        add_op_to_domain(RTL_DOMAIN, cls)

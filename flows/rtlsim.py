@@ -79,42 +79,62 @@ def _trace(model: ModelWrapper, tensor: str, ctx: dict, upstream: bool) -> str |
     return tensor if tensor in ctx else None
 
 
-def collect_layers(model: ModelWrapper, ctx: dict) -> tuple[list[LayerSim], list[dict]]:
-    """The RTL layers with their stimuli; and those that cannot be set up, with the reason."""
-    from finn.util.data_packing import npy_to_rtlsim_input
-
+def collect_layers(model: ModelWrapper, ctx: dict, probe_dir: Path | None = None
+                   ) -> tuple[list[LayerSim], list[dict]]:
+    """The RTL layers with their stimuli; and those that cannot be set up, with the reason.
+    A stream fork (``DupStreams_rtl``) is checked one output at a time through probe wrappers
+    written to ``probe_dir`` (see :func:`flows.rtl.streams.stream_layer_sims`)."""
     layers, skipped = [], []
     for node in model.graph.node:
         if node.op_type.endswith("_hls"):
             skipped.append({"node": node.name, "op_type": node.op_type, "reason": (
                 "HLS C++ layer: simulating it needs Vitis HLS (FINN's cppsim)")})
-            continue
-        if not node.op_type.endswith("_rtl"):
-            continue
-        inst = getCustomOp(node)
-        src = _trace(model, node.input[0], ctx, upstream=True)
-        dst = _trace(model, node.output[0], ctx, upstream=False)
-        if node.op_type.startswith(PASSTHROUGH):  # FIFO / width converter: same values
-            src = dst = src or dst
-        if src is None or dst is None:
-            skipped.append({"node": node.name, "op_type": node.op_type,
-                            "reason": "its stream has no counterpart in the HW-layer graph"})
-            continue
-        intf = inst.get_verilog_top_module_intf_names()
-        idt = inst.get_input_datatype(0)
-        x = _pool_stream_order(inst, ctx[src]).reshape(inst.get_folded_input_shape(0))
-        inputs = {"in0_V": (intf["s_axis"][0][1],
-                            npy_to_rtlsim_input(x, idt, inst.get_instream_width(0)))}
-        weights = weight_stream(inst)
-        if weights is not None:  # fed as FINN's IPI feeds it from a memstream (or a DMA)
-            inputs["in1_V"] = weights
-        params = instance_params(node, inst)
-        layers.append(LayerSim(
-            node.name, node.op_type, inst.get_verilog_top_module_name(),
-            [str(f) for f in inst.get_rtl_file_list(abspath=True)], inputs,
-            intf["m_axis"][0], _stream_order(inst, ctx[dst]), inst.get_output_datatype(0),
-            tuple(inst.get_folded_output_shape(0)), params))
+        elif node.op_type == "DupStreams_rtl":
+            continue  # below
+        elif node.op_type.endswith("_rtl"):
+            la = _layer_sim(model, node, ctx)
+            if la is None:
+                skipped.append({"node": node.name, "op_type": node.op_type,
+                                "reason": "its stream has no counterpart in the HW-layer graph"})
+            else:
+                layers.append(la)
+    if any(n.op_type == "DupStreams_rtl" for n in model.graph.node):
+        import tempfile
+
+        from flows.rtl.streams import stream_layer_sims
+
+        probes = probe_dir or Path(tempfile.mkdtemp(prefix="probes_"))
+        layers += [la for la in stream_layer_sims(model, ctx, probes)
+                   if la.op_type == "DupStreams_rtl"]
     return layers, skipped
+
+
+def _layer_sim(model: ModelWrapper, node, ctx: dict) -> LayerSim | None:
+    """One single-output RTL layer fed with the packed values of each of its input tensors."""
+    from finn.util.data_packing import npy_to_rtlsim_input
+
+    inst = getCustomOp(node)
+    dyn = [t for t in node.input if model.get_initializer(t) is None]
+    srcs = [_trace(model, t, ctx, upstream=True) for t in dyn]
+    dst = _trace(model, node.output[0], ctx, upstream=False)
+    if node.op_type.startswith(PASSTHROUGH):  # FIFO / width converter: same values
+        srcs[0] = dst = srcs[0] or dst
+    if None in srcs or dst is None:
+        return None
+    intf = inst.get_verilog_top_module_intf_names()
+    inputs = {}
+    for i, ((port, width), src) in enumerate(zip(intf["s_axis"], srcs)):
+        x = _pool_stream_order(inst, ctx[src]).reshape(inst.get_folded_input_shape(i))
+        inputs[port] = (width, npy_to_rtlsim_input(x, inst.get_input_datatype(i),
+                                                   inst.get_instream_width(i)))
+    weights = weight_stream(inst)
+    if weights is not None:  # fed as FINN's IPI feeds it from a memstream (or a DMA)
+        inputs["in1_V"] = weights
+    return LayerSim(
+        node.name, node.op_type, inst.get_verilog_top_module_name(),
+        [str(f) for f in inst.get_rtl_file_list(abspath=True)], inputs,
+        intf["m_axis"][0], _stream_order(inst, ctx[dst]), inst.get_output_datatype(0),
+        tuple(inst.get_folded_output_shape(0)), instance_params(node, inst))
 
 
 def instance_params(node, inst) -> dict[str, str]:
@@ -350,7 +370,8 @@ def verify_rtl_layers(build: Path, x: np.ndarray, samples: int = 1):
     results, skipped, build_s = [], [], 0.0
     for i in range(min(samples, len(x))):
         xi = x[i:i + 1].transpose(0, 2, 3, 1).astype(np.float32)  # the partition is NHWC
-        layers, skipped = collect_layers(final, execute_full(hw, xi))
+        layers, skipped = collect_layers(final, execute_full(hw, xi),
+                                         build / "rtlsim" / "probes")
         for kind in sorted({la.op_type for la in layers}):
             group = [la for la in layers if la.op_type == kind]
             build_s += simulate_group(group, build / "rtlsim" / kind)

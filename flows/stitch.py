@@ -77,12 +77,15 @@ def stitch(model: ModelWrapper) -> Stitched:
         conns = [".ap_clk(ap_clk)", ".ap_rst_n(ap_rst_n)"]
         if "clk2x" in intf or node.op_type.startswith("MVAU"):
             conns.append(".ap_clk2x(ap_clk)")  # only used by pumped compute (off)
-        for (port, width), tensor in zip(intf["s_axis"], dyn + [None] * len(intf["s_axis"])):
+        s_axis = list(intf["s_axis"])
+        ws = weight_stream(inst)
+        if ws is not None and len(s_axis) == 1:  # FINN's IPI feeds it from a memstream
+            s_axis.append(("in1_V", ws[0]))
+        for (port, width), tensor in zip(s_axis, dyn + [None] * len(s_axis)):
             if tensor is None:  # a weight stream
-                ws = weight_stream(inst)
                 if ws is None:
                     raise ToolkitError(f"{node.name}: input port {port} has no tensor")
-                tensor = names[f"w:{node.name}"] = f"w{k}_V"
+                tensor = f"w{k}_V"
                 weights[tensor] = ws
             else:
                 tensor = net(tensor)
@@ -142,6 +145,7 @@ def run_stitched(final: ModelWrapper, hw: ModelWrapper, xs: list[np.ndarray], wo
     from flows.rtlsim import LayerSim, simulate_group
 
     st = stitch(final)
+    work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     (work / f"{TOP}.sv").write_text(st.sv)
     words, expected = _stimuli(final, hw, st, xs)

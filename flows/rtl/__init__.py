@@ -9,8 +9,12 @@ def register_custom_ops() -> None:
     """Make the project's RTL ops known to qonnx's ``getCustomOp`` (idempotent)."""
     from qonnx.custom_op.registry import add_op_to_domain
 
+    from .accpool_op import GlobalSumPool_rtl, WindowAvgPool_rtl
+    from .elementwise_op import RTL_OPS as ELTWISE_OPS
     from .maxpool_op import WindowMaxPool_rtl
+    from .streams_op import Concat_rtl, DupStreams_rtl
     from .xnor_mvau_op import XnorMVAU_rtl
 
-    add_op_to_domain(RTL_DOMAIN, XnorMVAU_rtl)
-    add_op_to_domain(RTL_DOMAIN, WindowMaxPool_rtl)
+    for op in (XnorMVAU_rtl, WindowMaxPool_rtl, WindowAvgPool_rtl, GlobalSumPool_rtl,
+               DupStreams_rtl, Concat_rtl, *ELTWISE_OPS.values()):
+        add_op_to_domain(RTL_DOMAIN, op)

@@ -33,11 +33,10 @@ from bnn_brevitas.errors import ToolkitError
 
 from . import elementwise as ew
 
-#: LUTs per output bit of an adder, per partial-product bit of a LUT multiplier, and per
-#: control bit (fold/pixel counters, handshake)
+#: LUTs per output bit of an adder/subtractor, and of the handshake; fitted to Yosys
+#: ``synth_xilinx -family xcup`` counts of the unit (a multiplier lane maps to one DSP48E2)
 LUT_PER_ADD_BIT = 1.0
-LUT_PER_MUL_BIT = 1.0
-LUT_CONTROL = 8
+LUT_HANDSHAKE = 2
 
 
 def broadcast_kind(lhs_shape, rhs_shape, out_shape) -> str | None:
@@ -166,23 +165,30 @@ endmodule
         return ElementwiseBinaryOperation.execute_node(self, context, graph)
 
     def lut_estimation(self, fpgapart=None) -> int:
-        """Per PE an adder of OUT_BITS or a LUT multiplier of LHS_BITS x RHS_BITS partial
-        products; the gate buffer of a broadcast rhs in LUTRAM (64 words per LUT); control."""
+        """Per PE an adder of OUT_BITS (a product goes to a DSP); with a broadcast rhs the
+        gate buffer in LUTRAM (about one LUT per bit and 64 words) and its fold/pixel
+        counters; the handshake."""
         s = self.rtl_shape()
-        if s.op == "mul":
-            per_pe = LUT_PER_MUL_BIT * s.lhs_bits * s.rhs_bits
-        else:
-            per_pe = LUT_PER_ADD_BIT * s.out_bits
-        buf = s.pe * s.rhs_bits * math.ceil(s.folds / 64) if s.broadcast else 0
-        return int(math.ceil(s.pe * per_pe + buf + LUT_CONTROL))
+        lanes = 0 if s.op == "mul" else s.pe * LUT_PER_ADD_BIT * s.out_bits
+        bcast = 0
+        if s.broadcast:
+            counters = max(1, (s.folds - 1).bit_length()) + max(1, (s.pixels - 1).bit_length())
+            bcast = s.pe * s.rhs_bits * math.ceil(s.folds / 64) + counters + 4
+        return int(math.ceil(lanes + bcast + LUT_HANDSHAKE))
+
+    def dsp_estimation(self, fpgapart=None) -> int:
+        """A product lane is a signed (LHS_BITS+1) x (RHS_BITS+1) multiply: one DSP48E2
+        (27 x 18) while it fits, tiled beyond."""
+        s = self.rtl_shape()
+        if s.op != "mul":
+            return 0
+        wide, narrow = sorted((s.lhs_bits + 1, s.rhs_bits + 1), reverse=True)
+        return s.pe * math.ceil(wide / 27) * math.ceil(narrow / 18)
 
     def bram_estimation(self, fpgapart=None) -> int:
         return 0
 
     def uram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def dsp_estimation(self, fpgapart=None) -> int:
         return 0
 
 

@@ -33,10 +33,13 @@ def replace_node(model: ModelWrapper, node: NodeProto, op_type: str, name: str):
 
 def rtl_swaps(binary_mvau: bool = True, other_layers: bool = True) -> list:
     """The transformations that move layers to the project's RTL units, in order."""
+    from .accpool import UseAccPoolRTL
+    from .elementwise import UseElementwiseRTL
     from .maxpool import UseMaxPoolRTL
+    from .streams import UseStreamsRTL
     from .xnor_mvau import UseXnorMvauRTL
 
     swaps = [UseXnorMvauRTL()] if binary_mvau else []
     if other_layers:
-        swaps += [UseMaxPoolRTL()]
+        swaps += [UseMaxPoolRTL(), UseAccPoolRTL(), UseElementwiseRTL(), UseStreamsRTL()]
     return swaps

@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Swap FINN's HLS elementwise add/mul/sub for the project's RTL elementwise unit
+(``EltwiseAdd_rtl`` / ``EltwiseMul_rtl`` / ``EltwiseSub_rtl``)."""
+
+from __future__ import annotations
+
+import logging
+
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+
+log = logging.getLogger(__name__)
+
+#: attributes that belong to the HLS node's generated code, not to the layer
+_DROP = {"code_gen_dir_ipgen", "code_gen_dir_cppsim", "executable_path", "ipgen_path",
+         "ip_path", "ip_vlnv", "rtlsim_so", "res_hls", "cycles_rtlsim", "gen_top_module"}
+
+
+class UseElementwiseRTL(Transformation):
+    """Every ``ElementwiseAdd_hls`` / ``ElementwiseMul_hls`` / ``ElementwiseSub_hls`` whose
+    operands are both streams (no initializer), integer, with the lhs of the output shape and
+    the rhs of the output shape or broadcast over all but the channel axis, becomes the RTL op
+    with the same attributes, tensors, folding and FIFO depths. Others stay HLS (logged)."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        from flows.rtl import RTL_DOMAIN
+        from flows.rtl.elementwise_op import RTL_OPS, register
+
+        register()
+        graph, counts = model.graph, {}
+        for idx, node in enumerate(list(graph.node)):
+            cls = RTL_OPS.get(node.op_type)
+            if cls is None:
+                continue
+            consts = [i for i in node.input if model.get_initializer(i) is not None]
+            if consts:
+                log.info("%s keeps HLS: operand(s) %s are initializers, %s streams both",
+                         node.name, consts, cls.__name__)
+                continue
+            op_type = cls.__name__
+            k = counts.get(op_type, 0)
+            new = helper.make_node(op_type, list(node.input), list(node.output),
+                                   name=f"{op_type}_{k}", domain=RTL_DOMAIN)
+            known = getCustomOp(new).get_nodeattr_types()
+            new.attribute.extend(a for a in node.attribute
+                                 if a.name in known and a.name not in _DROP)
+            reason = getCustomOp(new).unsupported_reason()
+            if reason:
+                log.info("%s keeps HLS: %s", node.name, reason)
+                continue
+            graph.node.remove(node)
+            graph.node.insert(idx, new)
+            counts[op_type] = k + 1
+        if counts:
+            log.info("elementwise layers now in RTL: %s",
+                     ", ".join(f"{n} {t}" for t, n in counts.items()))
+        return model, False

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare_finn(build_dir: str | Path) -> Path:
-    """Initialise FINN's settings (once) and set its build directory; return that directory."""
+    """Initialise FINN's settings (once), set its build directory and point it at the patched
+    finn-rtllib (``flows/rtllib_patches.py``); return the build directory."""
     from finn.util import settings
 
     build_dir = Path(build_dir).absolute()
@@ -30,8 +31,10 @@ def prepare_finn(build_dir: str | Path) -> Path:
         settings.initialize_dummy_settings()
     settings.get_settings().finn_build_dir = build_dir
     from flows.rtl import register_custom_ops
+    from flows.rtllib_patches import use_patched_rtllib
 
     register_custom_ops()
+    use_patched_rtllib(build_dir / "finn-rtllib")  # the fixed sources, for every later step
     return build_dir
 
 

@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Source fixes that let Verilator compile finn-rtllib, applied to a private copy.
+"""Source fixes to finn-rtllib, applied to a private copy that the whole flow then uses.
 
 The installed finn-plus package is never edited: :func:`patched_rtllib` copies its
 ``finn-rtllib`` into the build directory and applies each :class:`Patch` by exact text
-replacement. A patch whose text is not found raises, so a finn-plus update that changes the
-source is noticed instead of silently simulating something else. Every fix keeps the hardware
-identical; each says why it is needed.
+replacement, and :func:`use_patched_rtllib` points FINN's settings at that copy, so code
+generation, Vivado IP integration and Verilator simulation all see the same sources. A patch
+whose text is not found raises, so a finn-plus update that changes the source is noticed
+instead of silently building something else. Each patch says why it is needed; all but one
+only make the source acceptable to Verilator (same hardware). The exception,
+``mvu/mvu_vvu_axi.sv``, fixes a FINN bug found by the whole-accelerator simulation: MVAU_rtl's
+output queue is two entries short, and overflows (assertion in simulation, lost or misaligned
+outputs in hardware) when a layer with one input word per output (SF = 1) meets backpressure.
 """
 
 from __future__ import annotations
@@ -103,14 +108,49 @@ PATCHES = (
         why="Verilator rejects a constant function declared under generate (IEEE 1800-2023 "
             "13.4.3), reached by every MVAU_rtl with SIMD > 1; at module scope it is the same "
             "function"),
+    Patch(
+        "mvu/mvu_vvu_axi.sv",
+        find="""			/* else */    3 + $clog2(SIMD+1) + (SIMD == 1);
+
+		// This is conservative and could be divided by a guaranteed minimum output interval, e.g. MW/SIMD.
+		localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH;""",
+        replace="""			/* else */    3 + $clog2(SIMD) + (SIMD == 1) + 1;  // [bnn-fpga fix] = mvu.sv PIPELINE_DEPTH
+
+		// This is conservative and could be divided by a guaranteed minimum output interval, e.g. MW/SIMD.
+		// [bnn-fpga fix] +1: OLock engages one cycle after the first refused output
+		localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 1;""",
+        why="FINN bug: for DSP48E1/E2 the queue assumes 3 + clog2(SIMD+1) results in flight "
+            "while mvu.sv's pipeline is 3 + clog2(SIMD) + (SIMD == 1) + 1 deep (8, not 7, at "
+            "SIMD = 9), and the lock that stops new inputs engages one cycle late; measured "
+            "peak occupancy 9 > 7 under backpressure at SF = 1 (assertion 'Overflowing output "
+            "queue'; without assertions the stream is corrupted). Costs two SRL entries"),
 )
+
+
+_PRISTINE: list[Path] = []  # the installed finn-rtllib, before use_patched_rtllib redirects
+
+
+def _pristine_rtllib() -> Path:
+    from finn.util.settings import get_settings
+
+    if not _PRISTINE:
+        _PRISTINE.append(Path(get_settings().finn_rtllib))
+    return _PRISTINE[0]
+
+
+def use_patched_rtllib(dest: Path) -> Path:
+    """Create the patched copy at ``dest`` and make FINN's settings use it from now on."""
+    from finn.util.settings import get_settings
+
+    _pristine_rtllib()
+    patched = patched_rtllib(dest)
+    get_settings().finn_rtllib = patched
+    return patched
 
 
 def patched_rtllib(dest: Path) -> Path:
     """A patched copy of finn-rtllib at ``dest`` (reused when already there); returns it."""
-    from finn.util.settings import get_settings
-
-    src = Path(get_settings().finn_rtllib)
+    src = _pristine_rtllib()
     stamp = dest / ".bnn-fpga-patches"
     if stamp.is_file() and stamp.read_text() == str(len(PATCHES)):
         return dest
@@ -129,8 +169,6 @@ def patched_rtllib(dest: Path) -> Path:
 
 def remap(files: list[str], rtllib: Path) -> list[str]:
     """Point paths into the installed finn-rtllib at the patched copy."""
-    from finn.util.settings import get_settings
-
-    src = str(Path(get_settings().finn_rtllib).resolve())
+    src = str(_pristine_rtllib().resolve())
     return [str(rtllib / Path(f).resolve().relative_to(src)) if str(Path(f).resolve())
             .startswith(src) else f for f in files]

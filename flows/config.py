@@ -56,6 +56,8 @@ class FlowConfig:
     #: non-binary MVAUs with thresholds become MVAU_rtl + Thresholding_rtl (RTL, DSP-based)
     #: instead of one HLS MVAU (flows/transforms/split_thresholds.py)
     split_mvau_thresholds: bool = True
+    #: every stream's FIFO holds at least this many words (FINN's shallow default: 2)
+    min_fifo_depth: int = 2
     #: keep thresholds as separate layers instead of merging them into the MVAUs
     standalone_thresholds: bool = False
     #: output directory (default build/<model>_<board>)
@@ -85,6 +87,8 @@ class FlowConfig:
         if self.mem_mode not in MEM_MODES:
             raise ConfigError(f"mem_mode must be one of {', '.join(MEM_MODES)}, "
                               f"got {self.mem_mode!r}")
+        if self.min_fifo_depth < 2:
+            raise ConfigError(f"min_fifo_depth must be at least 2, got {self.min_fifo_depth}")
         if self.binary_mvau not in BINARY_MVAU_BACKENDS:
             raise ConfigError(f"binary_mvau must be one of {', '.join(BINARY_MVAU_BACKENDS)}, "
                               f"got {self.binary_mvau!r}")

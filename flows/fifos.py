@@ -74,6 +74,13 @@ def set_fifo_depths(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
         node = next(n for n in model.graph.node if n.name == name)
         getCustomOp(node).set_nodeattr("inFIFODepths", d)
         log.debug("FIFO depths in front of %s: %s", name, d)
+    if cfg.min_fifo_depth > 2:  # FINN's shallow default is 2
+        for node in model.graph.node:
+            inst = getCustomOp(node)
+            for attr in ("inFIFODepths", "outFIFODepths"):
+                if attr in inst.get_nodeattr_types():
+                    inst.set_nodeattr(attr, [max(d, cfg.min_fifo_depth)
+                                             for d in inst.get_nodeattr(attr)])
     model = model.transform(InsertDWC())
     model = model.transform(InsertFIFO(create_shallow_fifos=True))
     model = model.transform(SpecializeLayers(cfg.board_info.part))

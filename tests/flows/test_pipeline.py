@@ -98,6 +98,8 @@ def test_resume_from_a_step(cnv_build, tmp_path):
     (dict(resource_budget=1.5), "resource_budget must be in"),
     (dict(mem_mode="ddr"), "mem_mode must be one of auto, internal_embedded"),
     (dict(onnx="x.onnx"), "give one of model, checkpoint or onnx"),
+    (dict(binary_mvau="vhdl"), "binary_mvau must be one of rtl, hls, got 'vhdl'"),
+    (dict(min_fifo_depth=1), "min_fifo_depth must be at least 2, got 1"),
 ])
 def test_bad_config_is_rejected(kwargs, msg):
     with pytest.raises((ConfigError, UnknownNameError), match=msg):

@@ -204,8 +204,9 @@ def finn_estimates(shape: xm.XnorMvauShape) -> dict[str, dict[str, int]]:
 
 
 def matched_ram_style(shape: xm.XnorMvauShape) -> str:
-    """The weight memory kind FINN's estimate assumes: LUTRAM up to 128 words, else BRAM."""
-    return "distributed" if shape.nf * shape.sf <= 128 else "block"
+    """The weight memory kind FINN's estimate assumes: LUTs up to 128 words ("auto": Yosys
+    maps a small ROM to logic; a forced "distributed" ROM has no Xilinx mapping), else BRAM."""
+    return "auto" if shape.nf * shape.sf <= 128 else "block"
 
 
 def _point(text: str) -> tuple[int, ...]:

@@ -24,11 +24,14 @@ from bnn_brevitas.errors import ToolkitError
 
 from . import xnor_mvau as xm
 
-#: LUTs per popcount input bit, per accumulator bit and per threshold-comparator bit; fitted to
-#: Yosys ``synth_xilinx`` counts of the unit (see docs/RESULTS.md, "RTL XNOR MVAU")
-LUT_PER_XNOR_BIT = 1.0
-LUT_PER_ACC_BIT = 1.0
-LUT_PER_CMP_BIT = 0.5
+#: LUT cost model, least-squares fit to Yosys ``synth_xilinx -family xcup`` counts of the unit at
+#: six folding points (``python -m flows.rtl.synth``; docs/RESULTS.md, "RTL XNOR MVAU"): LUTs per
+#: XNOR-popcount input bit, per 64 bits of weight ROM kept in logic (at most 128 words), per
+#: threshold-comparator bit and per accumulator / input-buffer bit
+LUT_PER_XNOR_BIT = 1.73
+LUT_PER_ROM_64BITS = 4.75
+LUT_PER_CMP_BIT = 1.64
+LUT_PER_REG_BIT = 1.75
 
 
 class XnorMVAU_rtl(MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
@@ -130,17 +133,17 @@ endmodule
         return MVAU.execute_node(self, context, graph)
 
     def lut_estimation(self, fpgapart=None) -> int:
-        """XNOR + popcount tree + accumulator per PE, threshold comparators, and LUTRAM for
-        weight memories of at most 128 words (as FINN's bram_estimation)."""
+        """XNOR + popcount per PE, the weight ROM when it stays in logic (at most 128 words, as
+        FINN's ``bram_estimation`` assumes), threshold comparators, accumulators and the input
+        buffer; coefficients fitted to Yosys (see the constants above)."""
         s = self.rtl_shape()
         cb = xm.count_bits(s.mw)
-        per_pe = LUT_PER_XNOR_BIT * s.simd + LUT_PER_ACC_BIT * cb \
-            + LUT_PER_CMP_BIT * cb * s.n_thres
-        mem = 0
-        if s.nf * s.sf <= 128:  # as FINN: deeper weight memories go to BRAM
-            mem += s.pe * s.simd * math.ceil(s.nf * s.sf / 64)
-        mem += s.simd * math.ceil(s.sf / 64) if s.nf > 1 else 0
-        return int(math.ceil(s.pe * per_pe + mem))
+        words = s.nf * s.sf
+        rom_bits = s.pe * s.simd * words if words <= 128 else 0
+        luts = (LUT_PER_XNOR_BIT * s.pe * s.simd + LUT_PER_ROM_64BITS * rom_bits / 64
+                + LUT_PER_CMP_BIT * s.pe * s.n_thres * cb
+                + LUT_PER_REG_BIT * (s.pe * cb + (s.simd if s.nf > 1 else 0)))
+        return int(math.ceil(luts))
 
     def dsp_estimation(self, fpgapart=None) -> int:
         return 0

@@ -48,8 +48,11 @@ def step_minimize_bit_width(model: ModelWrapper, cfg: FlowConfig) -> ModelWrappe
 
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
+    from .transforms.xnor_acc import FixXnorAccumulator
+
     model = model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
-    return model.transform(RoundAndClipThresholds())
+    # FINN sizes XNOR accumulators for the wrong sum; thresholds would be clipped wrongly
+    return model.transform(FixXnorAccumulator()).transform(RoundAndClipThresholds())
 
 
 def step_set_folding(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:

@@ -103,7 +103,7 @@ def collect_layers(model: ModelWrapper, ctx: dict, probe_dir: Path | None = None
 
         from flows.rtl.streams import stream_layer_sims
 
-        probes = probe_dir or Path(tempfile.mkdtemp(prefix="probes_"))
+        probes = (probe_dir or Path(tempfile.mkdtemp(prefix="probes_"))).resolve()
         layers += [la for la in stream_layer_sims(model, ctx, probes)
                    if la.op_type == "DupStreams_rtl"]
     return layers, skipped

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
@@ -39,3 +40,11 @@ def run(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
 
 def ints(shape, lo, hi, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi + 1, size=shape).astype(np.float32)
+
+
+def needs_verilator(test):
+    """Mark a test ``rtl`` and skip it where no Verilator binary is installed."""
+    from flows.tools import find_verilator
+
+    return pytest.mark.rtl(pytest.mark.skipif(find_verilator() is None,
+                                              reason="Verilator not installed")(test))

@@ -10,11 +10,9 @@ from onnx import helper
 
 from bnn_brevitas.errors import ToolkitError
 from flows.rtl import accpool as ap
-from flows.tools import find_verilator
-from tests.flows.graphs import make_model, run
+from tests.flows.graphs import make_model, needs_verilator, run
 
 HLS = "finn.custom_op.fpgadataflow.hls"
-needs_verilator = pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
 
 # avg pool (PE, K, folds, in dt, out dt, output pixels): BNext's pool (INT6 -> INT8, shift 0),
 # shift 4 signed (floor of negatives), unsigned 3x3 shift 4, K == 1, BINARY in, an output

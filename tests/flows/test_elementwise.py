@@ -14,11 +14,9 @@ from onnx import helper
 
 from bnn_brevitas.errors import ToolkitError
 from flows.rtl import elementwise as ew
-from flows.tools import find_verilator
-from tests.flows.graphs import make_model
+from tests.flows.graphs import make_model, needs_verilator
 
 HLS = "finn.custom_op.fpgadataflow.hls"
-needs_verilator = pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
 BUILD = Path("build/bnext_nano_hw_zcu104/intermediate/13_make_driver_meta.onnx")
 
 # (op, PE, C, H, W, frames, lhs, rhs, out, broadcast): BNext's SE gate (INT6 x UINT4, PE 4) and

@@ -8,11 +8,9 @@ import pytest
 from onnx import helper
 
 from flows.rtl import maxpool as mp
-from flows.tools import find_verilator
-from tests.flows.graphs import make_model, run
+from tests.flows.graphs import make_model, needs_verilator, run
 
 HLS = "finn.custom_op.fpgadataflow.hls"
-needs_verilator = pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
 
 # (PE, K, folds, datatype, output pixels): CNV's two pools (BINARY), K == 1, a signed 4-bit
 # and a signed 2-bit window, odd PE, full byte elements

@@ -7,8 +7,7 @@ import pytest
 from onnx import helper
 
 from bnn_brevitas.errors import ToolkitError
-from flows.tools import find_verilator
-from tests.flows.graphs import make_model
+from tests.flows.graphs import make_model, needs_verilator
 
 PART = "xczu7ev-ffvc1156-2-e"
 
@@ -62,7 +61,7 @@ def test_hls_layers_are_named():
         stitch(model)
 
 
-@pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
+@needs_verilator
 def test_stitched_partition_is_exact_with_expected_interval(tmp_path):
     from flows.finn_env import prepare_finn
     from flows.stitch import run_stitched

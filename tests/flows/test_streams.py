@@ -10,11 +10,9 @@ from onnx import helper
 
 from bnn_brevitas.errors import ToolkitError
 from flows.rtl import streams as st
-from flows.tools import find_verilator
-from tests.flows.graphs import make_model
+from tests.flows.graphs import make_model, needs_verilator
 
 HLS = "finn.custom_op.fpgadataflow.hls"
-needs_verilator = pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
 
 # fork: (outputs, PE, datatype, words): the default model's shapes (INT6 with 2, 3 and 5
 # outputs, INT16 at PE 1), 4 outputs, odd PE with padding, BIPOLAR

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from flows.rtl import xnor_mvau as xm
-from flows.tools import find_verilator
+from tests.flows.graphs import needs_verilator
 
-needs_verilator = pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
 
 # (MW, MH, PE, SIMD, N_THRES, act_bias, vectors): raw popcount, one threshold (binary out),
 # multi-bit signed output (BNext's 6-bit trunk), SF == 1, NF == 1, PE == MH, odd SIMD

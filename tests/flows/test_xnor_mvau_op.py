@@ -7,8 +7,7 @@ import pytest
 from onnx import helper
 
 from bnn_brevitas.errors import ToolkitError
-from flows.tools import find_verilator
-from tests.flows.graphs import make_model, run
+from tests.flows.graphs import make_model, needs_verilator, run
 
 HLS = "finn.custom_op.fpgadataflow.hls"
 
@@ -72,7 +71,7 @@ def test_unsupported_node_names_the_problem():
         inst.check_supported()
 
 
-@pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")
+@needs_verilator
 @pytest.mark.parametrize("kw", [
     dict(),                                                # 3 thresholds, UINT2 out
     dict(n_thres=1, odt="BIPOLAR", pe=4, simd=32),         # binary out, SF = 1

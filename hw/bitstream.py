@@ -98,8 +98,6 @@ def build_bitstream(cfg: FlowConfig) -> Path:
 
 
 def _run_vivado_steps(cfg: FlowConfig) -> Path:  # pragma: no cover (needs Vivado)
-    from qonnx.core.modelwrapper import ModelWrapper
-
     from flows.finn_env import import_builder, load_model, prepare_finn
 
     prepare_finn(cfg.out_dir / "finn_tmp")

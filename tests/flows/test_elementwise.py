@@ -6,7 +6,6 @@ through FINN's passes (swap, PrepareIP, python exec, Verilator) as ``EltwiseAdd_
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from flows.rtl import elementwise as ew
 from tests.flows.graphs import make_model, needs_verilator
 
 HLS = "finn.custom_op.fpgadataflow.hls"
-BUILD = Path("build/bnext_nano_hw_zcu104/intermediate/13_make_driver_meta.onnx")
 
 # (op, PE, C, H, W, frames, lhs, rhs, out, broadcast): BNext's SE gate (INT6 x UINT4, PE 4) and
 # residual add, the INT10 x INT6 product, PE 1 gate, one fold (PE == C), signed + unsigned,
@@ -217,18 +215,3 @@ def test_generated_rtl_matches_finn_python(tmp_path):
     assert [la.result for la in layers] == ["exact"] * len(cases)
     for la, inst in zip(layers, insts):
         assert inst.get_exp_cycles() <= la.cycles <= inst.get_exp_cycles() + 4
-
-
-@pytest.mark.skipif(not BUILD.is_file(), reason="default BNext build not present")
-def test_default_build_swaps_every_elementwise_layer():
-    from qonnx.custom_op.registry import getCustomOp
-
-    from flows.finn_env import load_model
-
-    model = _swap(load_model(BUILD))
-    types = [n.op_type for n in model.graph.node]
-    assert not any(t.startswith("Elementwise") for t in types)
-    assert (types.count("EltwiseMul_rtl"), types.count("EltwiseAdd_rtl")) == (15, 13)
-    gates = [getCustomOp(n).rtl_shape() for n in model.graph.node
-             if n.op_type == "EltwiseMul_rtl"]
-    assert sum(s.broadcast for s in gates) == 13

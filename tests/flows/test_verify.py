@@ -143,10 +143,35 @@ def test_rtl_layers_simulate_bit_exactly(build):
     assert data["coverage"]["ConvolutionInputGenerator_rtl"]["exact"] == 8
     cov = data["coverage"]
     assert all(v["exact"] == v["total"] for k, v in cov.items() if k.endswith("_rtl")), cov
-    # FINN's binary MVAU exists only as HLS: reported as not simulated, with the reason
-    assert cov["MVAU_hls"]["total"] > 0 and cov["MVAU_hls"]["exact"] == 0
-    assert "needs Vitis HLS" in cov["MVAU_hls"]["why"] and "MVAU_hls: 0/" in rtl.note
+    # every layer is RTL: the binary MVAUs and pools are the project's units (flows/rtl)
+    assert not [k for k in cov if k.endswith("_hls")], cov
+    assert (cov["XnorMVAU_rtl"]["exact"], cov["WindowMaxPool_rtl"]["exact"]) == (8, 2)
     assert np.all([r["cycles"] > 0 for r in data["layers"]])
+
+
+@pytest.mark.rtl
+def test_whole_accelerator_simulates_bit_exactly(build):
+    report = verify(build.out_dir, samples=2, stages=["accel_rtlsim"])
+    acc = _stage(report, "accel_rtlsim")
+    assert acc.status == "pass" and acc.exact, acc.note
+    data = json.loads((build.out_dir / "report" / "accel_rtlsim.json").read_text())
+    assert data["result"] == "exact" and len(data["frame_done_cycles"]) == 4
+    # the slowest layer bounds the interval from below; FIFO stalls only add cycles
+    assert data["interval_cycles"] >= data["estimate_interval_cycles"]
+
+
+def test_accelerator_stage_names_the_layers_without_rtl(build, tmp_path):
+    from flows.finn_env import load_model
+    from flows.stitch import non_rtl_layers
+
+    cfg = _copy(build, tmp_path)
+    path = sorted((cfg.out_dir / "intermediate").glob("*_hw_codegen.onnx"))[-1]
+    model = load_model(path)
+    model.graph.node[3].op_type = "Pool_hls"  # pretend one layer were HLS
+    model.save(str(path))
+    acc = _stage(verify(cfg.out_dir, samples=1, stages=["accel_rtlsim"]), "accel_rtlsim")
+    assert acc.status == "skipped" and acc.note == "1 layer(s) have no RTL (Pool_hls)"
+    assert non_rtl_layers(model) == [f"{model.graph.node[3].name} (Pool_hls)"]
 
 
 @pytest.mark.parametrize("tail,a,b", [

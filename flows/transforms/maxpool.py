@@ -25,8 +25,7 @@ class UseMaxPoolRTL(Transformation):
                 continue
             fxn = getCustomOp(node).get_nodeattr("Function")
             if fxn != "MaxPool":
-                log.info("%s keeps HLS: WindowMaxPool_rtl implements MaxPool, not %s",
-                         node.name, fxn)
+                log.debug("%s: not a max pool (%s), left to the other swaps", node.name, fxn)
                 continue
             replace_node(model, node, "WindowMaxPool_rtl", f"WindowMaxPool_rtl_{count}") \
                 .check_supported()

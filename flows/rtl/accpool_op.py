@@ -36,16 +36,6 @@ LUT_PER_MEM_BIT = 1.0
 LUT_CONTROL = 8
 
 
-def register() -> None:
-    """Make both ops known to qonnx's ``getCustomOp`` (idempotent)."""
-    from qonnx.custom_op.registry import add_op_to_domain
-
-    from . import RTL_DOMAIN
-
-    add_op_to_domain(RTL_DOMAIN, GlobalSumPool_rtl)
-    add_op_to_domain(RTL_DOMAIN, WindowAvgPool_rtl)
-
-
 def _check_int_type(name: str, op: str, what: str, dt) -> None:
     if not dt.is_integer() or dt.name == "BIPOLAR":
         raise ToolkitError(f"{name}: {op} needs an integer {what} datatype (INTn, UINTn, "

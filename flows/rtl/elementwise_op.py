@@ -213,13 +213,3 @@ class EltwiseSub_rtl(_EltwiseRTL, ElementwiseSub, RTLBackend):  # noqa: N801
 #: FINN HLS op type → project RTL op class
 RTL_OPS = {"ElementwiseAdd_hls": EltwiseAdd_rtl, "ElementwiseMul_hls": EltwiseMul_rtl,
            "ElementwiseSub_hls": EltwiseSub_rtl}
-
-
-def register() -> None:
-    """Make the ops known to qonnx's ``getCustomOp`` in FINN's RTL domain (idempotent)."""
-    from qonnx.custom_op.registry import add_op_to_domain
-
-    from . import RTL_DOMAIN
-
-    for cls in RTL_OPS.values():
-        add_op_to_domain(RTL_DOMAIN, cls)

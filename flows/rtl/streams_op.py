@@ -31,16 +31,6 @@ LUT_CONCAT_PER_BIT = 1.0
 LUT_CONCAT_CONTROL = 8
 
 
-def register() -> None:
-    """Make both ops known to qonnx's ``getCustomOp`` (idempotent)."""
-    from qonnx.custom_op.registry import add_op_to_domain
-
-    from . import RTL_DOMAIN
-
-    add_op_to_domain(RTL_DOMAIN, DupStreams_rtl)
-    add_op_to_domain(RTL_DOMAIN, Concat_rtl)
-
-
 class _RTLFiles:
     """Shared RTL backend plumbing: the core's source plus a wrapper named after the node."""
 

@@ -22,9 +22,6 @@ class UseAccPoolRTL(Transformation):
     the RTL cannot compute exactly raises ``ToolkitError`` naming the problem."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        from flows.rtl.accpool_op import register
-
-        register()
         counts = {"GlobalSumPool_rtl": 0, "WindowAvgPool_rtl": 0}
         for node in list(model.graph.node):
             if node.op_type == "GlobalAccPool_hls":

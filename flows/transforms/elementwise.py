@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-log = logging.getLogger(__name__)
+from .rtl_swap import make_rtl_node, put_in_place
 
-#: attributes that belong to the HLS node's generated code, not to the layer
-_DROP = {"code_gen_dir_ipgen", "code_gen_dir_cppsim", "executable_path", "ipgen_path",
-         "ip_path", "ip_vlnv", "rtlsim_so", "res_hls", "cycles_rtlsim", "gen_top_module"}
+log = logging.getLogger(__name__)
 
 
 class UseElementwiseRTL(Transformation):
@@ -25,12 +22,10 @@ class UseElementwiseRTL(Transformation):
     with the same attributes, tensors, folding and FIFO depths. Others stay HLS (logged)."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        from flows.rtl import RTL_DOMAIN
-        from flows.rtl.elementwise_op import RTL_OPS, register
+        from flows.rtl.elementwise_op import RTL_OPS
 
-        register()
-        graph, counts = model.graph, {}
-        for idx, node in enumerate(list(graph.node)):
+        counts = {}
+        for node in list(model.graph.node):
             cls = RTL_OPS.get(node.op_type)
             if cls is None:
                 continue
@@ -41,17 +36,12 @@ class UseElementwiseRTL(Transformation):
                 continue
             op_type = cls.__name__
             k = counts.get(op_type, 0)
-            new = helper.make_node(op_type, list(node.input), list(node.output),
-                                   name=f"{op_type}_{k}", domain=RTL_DOMAIN)
-            known = getCustomOp(new).get_nodeattr_types()
-            new.attribute.extend(a for a in node.attribute
-                                 if a.name in known and a.name not in _DROP)
+            new = make_rtl_node(node, op_type, f"{op_type}_{k}")
             reason = getCustomOp(new).unsupported_reason()
             if reason:
                 log.info("%s keeps HLS: %s", node.name, reason)
                 continue
-            graph.node.remove(node)
-            graph.node.insert(idx, new)
+            put_in_place(model, node, new)
             counts[op_type] = k + 1
         if counts:
             log.info("elementwise layers now in RTL: %s",

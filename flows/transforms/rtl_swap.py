@@ -14,9 +14,9 @@ CODEGEN_ATTRS = {"code_gen_dir_ipgen", "code_gen_dir_cppsim", "executable_path",
                  "gen_top_module"}
 
 
-def replace_node(model: ModelWrapper, node: NodeProto, op_type: str, name: str):
-    """Put an ``op_type`` node (FINN's RTL domain) with the same tensors and every attribute
-    the new op knows (except generated-code ones) in ``node``'s place; return its custom op."""
+def make_rtl_node(node: NodeProto, op_type: str, name: str) -> NodeProto:
+    """An ``op_type`` node (FINN's RTL domain) with ``node``'s tensors and every attribute the
+    new op knows (except generated-code ones); not yet in any graph."""
     from flows.rtl import RTL_DOMAIN, register_custom_ops
 
     register_custom_ops()
@@ -25,10 +25,20 @@ def replace_node(model: ModelWrapper, node: NodeProto, op_type: str, name: str):
     known = getCustomOp(new).get_nodeattr_types()
     new.attribute.extend(a for a in node.attribute
                          if a.name in known and a.name not in CODEGEN_ATTRS)
+    return new
+
+
+def put_in_place(model: ModelWrapper, node: NodeProto, new: NodeProto):
+    """Replace ``node`` by ``new`` at the same position; return the new node's custom op."""
     idx = list(model.graph.node).index(node)
     model.graph.node.remove(node)
     model.graph.node.insert(idx, new)
     return getCustomOp(model.graph.node[idx])  # the graph holds a copy of ``new``
+
+
+def replace_node(model: ModelWrapper, node: NodeProto, op_type: str, name: str):
+    """:func:`make_rtl_node` put in ``node``'s place; returns its custom op."""
+    return put_in_place(model, node, make_rtl_node(node, op_type, name))
 
 
 def rtl_swaps(binary_mvau: bool = True, other_layers: bool = True) -> list:

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import logging
 
-from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from bnn_brevitas.errors import ToolkitError
 
-log = logging.getLogger(__name__)
+from .rtl_swap import make_rtl_node, put_in_place
 
-#: attributes that belong to the HLS node's generated code, not to the layer
-_DROP = {"code_gen_dir_ipgen", "code_gen_dir_cppsim", "executable_path", "ipgen_path",
-         "ip_path", "ip_vlnv", "rtlsim_so", "res_hls", "cycles_rtlsim", "gen_top_module"}
+log = logging.getLogger(__name__)
 
 #: HLS op type → RTL op type
 SWAPS = {"DuplicateStreams_hls": "DupStreams_rtl", "StreamingConcat_hls": "Concat_rtl"}
@@ -29,29 +26,20 @@ class UseStreamsRTL(Transformation):
     FIFO depths. A node the RTL does not support (non-integer concat inputs) stays HLS."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        from flows.rtl import RTL_DOMAIN
-        from flows.rtl.streams_op import register
-
-        register()
-        graph, count = model.graph, 0
-        for idx, node in enumerate(list(graph.node)):
+        count = 0
+        for node in list(model.graph.node):
             new_type = SWAPS.get(node.op_type)
             if new_type is None:
                 continue
             name = node.name.replace(node.op_type, new_type) if node.op_type in node.name \
                 else f"{new_type}_{count}"
-            new = helper.make_node(new_type, list(node.input), list(node.output), name=name,
-                                   domain=RTL_DOMAIN)
-            known = getCustomOp(new).get_nodeattr_types()
-            new.attribute.extend(a for a in node.attribute
-                                 if a.name in known and a.name not in _DROP)
+            new = make_rtl_node(node, new_type, name)
             try:
                 getCustomOp(new).check_supported()
             except ToolkitError as err:
                 log.info("%s keeps HLS: %s", node.name, err)
                 continue
-            graph.node.remove(node)
-            graph.node.insert(idx, new)
+            put_in_place(model, node, new)
             count += 1
         if count:
             log.info("%d stream fork(s)/join(s) now use the RTL units", count)

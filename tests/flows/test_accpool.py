@@ -220,11 +220,11 @@ def test_generated_rtl_matches_finn_python(tmp_path):
 
     from flows.divergence import execute_full
     from flows.finn_env import prepare_finn
-    from flows.rtl.accpool_op import register
+    from flows.rtl import register_custom_ops
     from flows.rtlsim import collect_layers, simulate_group
 
     prepare_finn(tmp_path / "finn")
-    register()
+    register_custom_ops()
     model, x = _graph(ch=12, pe_pool=6, pe_acc=3, odims=(4, 3), pool_odt="INT5", seed=2)
     model = _swap(model).transform(PrepareIP("xczu7ev-ffvc1156-2-e", 5.0))
     ip, ia = (getCustomOp(n) for n in model.graph.node)

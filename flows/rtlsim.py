@@ -60,6 +60,8 @@ class LayerSim:
     result: str = "not run"
     cycles: int = 0
     word_cycles: list[int] = field(default_factory=list)  # cycle of each output word
+    monitors: list[str] = field(default_factory=list)  # 32-bit status outputs read at the end
+    monitor_values: dict[str, int] = field(default_factory=dict)
     got: np.ndarray | None = None
 
     @property
@@ -199,6 +201,9 @@ def _top_sv(layers: list[LayerSim]) -> str:
         ports += [f"  ,output [{owidth - 1}:0] n{k}_{oport}_TDATA", f"  ,output n{k}_{oport}_TVALID",
                   f"  ,input n{k}_{oport}_TREADY"]
         conns += [f".{oport}_{s}(n{k}_{oport}_{s})" for s in ("TDATA", "TVALID", "TREADY")]
+        for mon in la.monitors:
+            ports.append(f"  ,output [31:0] n{k}_{mon}")
+            conns.append(f".{mon}(n{k}_{mon})")
         params = ", ".join(f".{p}({v})" for p, v in la.params.items())
         insts.append(f"  {la.top} {'#(' + params + ') ' if params else ''}u{k} (\n    "
                      + ",\n    ".join(conns) + "\n  );")
@@ -267,6 +272,8 @@ def _harness_cpp(layers: list[LayerSim], backpressure: bool = False) -> str:
                       f"    Word o_{k}; if (g_{k}) o_{k} = get(top->n{k}_{oport}_TDATA);")
         commit.append(f"    if (g_{k}) {{ out_{k}.push_back(o_{k}); at_{k}.push_back(cycle); "
                       f"if (out_{k}.size() == {la.expected_words}u) done_{k} = cycle; }}")
+        finish += [f'  printf("m{k} {mon} %u\\n", (unsigned)top->n{k}_{mon});'
+                   for mon in la.monitors]
         finish.append(f'  dump("n{k}_out.hex", out_{k}); printf("n{k} %ld\\n", done_{k});\n'
                       f'  {{ FILE* c = fopen("n{k}_cycles.txt", "w"); for (long t : at_{k}) '
                       f'fprintf(c, "%ld\\n", t); fclose(c); }}')
@@ -292,7 +299,8 @@ def _write_streams(layers: list[LayerSim], workdir: Path) -> None:
 
 
 def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
-                   backpressure: bool = False, limit: int | None = None) -> float:
+                   backpressure: bool = False, limit: int | None = None,
+                   defines: tuple[str, ...] = ()) -> float:
     """Build and run one Verilator model for ``layers``; fill in their results. Returns the
     Verilator build time in seconds."""
     from finn.util.data_packing import rtlsim_output_to_npy
@@ -315,7 +323,8 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
     env = dict(os.environ, PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
                MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")
     t0 = time.perf_counter()
-    cmd = [str(exe), *VERILATOR_FLAGS, "--top-module", "rtlsim_top", "-o", "sim",
+    cmd = [str(exe), *VERILATOR_FLAGS, *(f"+define+{d}" for d in defines),
+           "--top-module", "rtlsim_top", "-o", "sim",
            "rtlsim_top.sv", *files, "harness.cpp"]
     build = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
                            timeout=timeout)
@@ -331,6 +340,10 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
     run = subprocess.run([str(workdir / "obj_dir" / "sim"), str(limit)], cwd=workdir,
                          capture_output=True, text=True, timeout=timeout)
     done = dict(line.split() for line in run.stdout.splitlines() if line.startswith("n"))
+    for line in run.stdout.splitlines():
+        if line.startswith("m"):
+            k, mon, value = line.split()
+            layers[int(k[1:])].monitor_values[mon] = int(value)
     for k, la in enumerate(layers):
         la.cycles = int(done.get(f"n{k}", -1))
         stamps = workdir / f"n{k}_cycles.txt"

@@ -100,6 +100,7 @@ def test_resume_from_a_step(cnv_build, tmp_path):
     (dict(onnx="x.onnx"), "give one of model, checkpoint or onnx"),
     (dict(binary_mvau="vhdl"), "binary_mvau must be one of rtl, hls, got 'vhdl'"),
     (dict(min_fifo_depth=1), "min_fifo_depth must be at least 2, got 1"),
+    (dict(fifo_sizing="xsim"), "fifo_sizing must be one of analytic, rtlsim, got 'xsim'"),
 ])
 def test_bad_config_is_rejected(kwargs, msg):
     with pytest.raises((ConfigError, UnknownNameError), match=msg):

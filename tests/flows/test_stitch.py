@@ -78,3 +78,21 @@ def test_stitched_partition_is_exact_with_expected_interval(tmp_path):
     assert 256 <= res["interval_cycles"] <= 256 * 1.15
     # one instance per layer: module name, then instance name
     assert [st.sv.count(f"  XnorMVAU_rtl_{k} u") for k in (0, 1, 2)] == [1, 1, 0]
+
+
+@needs_verilator
+def test_fifo_sizing_by_simulation(tmp_path):
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    from flows.finn_env import prepare_finn
+    from flows.stitch import apply_fifo_depths, run_stitched, size_fifos
+
+    prepare_finn(tmp_path / "finn")
+    hw, xs = _two_layer_partition()
+    final = _compile(hw)
+    fifos = [n.name for n in final.graph.node if n.op_type == "StreamingFIFO_rtl"]
+    depths = size_fifos(final, tmp_path / "gauge")
+    assert sorted(depths) == sorted(fifos) and all(d >= 2 for d in depths.values())
+    sized = apply_fifo_depths(final, depths).transform(PrepareIP(PART, 5.0))
+    res, _ = run_stitched(sized, hw, xs, tmp_path / "accel")
+    assert res["result"] == "exact" and res["interval_cycles"] == 256  # the slower layer

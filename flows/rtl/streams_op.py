@@ -7,14 +7,12 @@ cycle model and Python execution) with an RTL backend that instantiates
 ``hdl/bnn_dup_streams.sv`` / ``hdl/bnn_concat.sv`` instead of finn-hlslib's ``StreamingDup`` /
 ``StreamingConcat``. The generated wrapper, named after the node, has FINN's port names
 (``in0_V`` → ``out0_V`` .. ``out{N-1}_V``; ``in0_V`` .. ``in{N-1}_V`` → ``out0_V``). Registered in
-FINN's RTL domain through qonnx's registry (:func:`register`).
+FINN's RTL domain through qonnx's registry (:func:`flows.rtl.register_custom_ops`).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
-from pathlib import Path
 
 from finn.custom_op.fpgadataflow.concat import StreamingConcat
 from finn.custom_op.fpgadataflow.duplicatestreams import DuplicateStreams
@@ -23,6 +21,7 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from bnn_brevitas.errors import ToolkitError
 
 from . import streams as st
+from .unit import RTLUnit
 
 #: LUTs per output per data bit (valid/ready logic is a few LUTs); the data register is shared
 LUT_DUP_PER_OUT = 2
@@ -31,28 +30,8 @@ LUT_CONCAT_PER_BIT = 1.0
 LUT_CONCAT_CONTROL = 8
 
 
-class _RTLFiles:
-    """Shared RTL backend plumbing: the core's source plus a wrapper named after the node."""
-
-    MODULE = ""
-
-    def get_rtl_file_list(self, abspath=False):
-        gen = Path(self.get_nodeattr("code_gen_dir_ipgen")) if abspath else Path()
-        return [gen / f"{self.MODULE}.sv", gen / f"{self.onnx_node.name}.v"]
-
-    def code_generation_ipi(self):
-        """Vivado IP integrator: add the sources and instantiate the wrapper as a module."""
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')}"
-                   f" {self.onnx_node.name}")
-        return cmd
-
-    def _write(self, sources, wrapper: str) -> None:
-        gen = Path(self.get_nodeattr("code_gen_dir_ipgen"))
-        for src in sources:
-            shutil.copy(src, gen / src.name)
-        (gen / f"{self.onnx_node.name}.v").write_text(wrapper)
-        self.set_nodeattr("gen_top_module", self.onnx_node.name)
+class _RTLFiles(RTLUnit):
+    """Resource estimates shared by the fork and the join (no memories, no DSPs)."""
 
     def bram_estimation(self, fpgapart=None) -> int:
         return 0
@@ -88,7 +67,7 @@ class DupStreams_rtl(_RTLFiles, DuplicateStreams, RTLBackend):  # noqa: N801 (FI
     def generate_hdl(self, model, fpgapart, clk):
         """The fork's source and a wrapper with FINN's port names."""
         self.check_supported()
-        self._write(st.dup_sources(), st.dup_wrapper(
+        self.write_unit(st.dup_wrapper(
             self.onnx_node.name, self.get_nodeattr("NumOutputStreams"),
             self.get_instream_width_padded(0), origin="flows/rtl/streams_op.py"))
 
@@ -148,7 +127,7 @@ class Concat_rtl(_RTLFiles, StreamingConcat, RTLBackend):  # noqa: N801 (FINN na
         params = self.rtl_params()
         assert int(params["OUT_WIDTH"]) == self.get_outstream_width_padded(0)
         widths = [self.get_instream_width_padded(i) for i in range(self.get_n_inputs())]
-        self._write(st.concat_sources(), st.concat_wrapper(
+        self.write_unit(st.concat_wrapper(
             self.onnx_node.name, params, widths, origin="flows/rtl/streams_op.py"))
 
     def execute_node(self, context, graph):

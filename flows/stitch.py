@@ -183,7 +183,8 @@ def run_stitched(final: ModelWrapper, hw: ModelWrapper, xs: list[np.ndarray], wo
             "interval_cycles": (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else None,
             "verilator_build_seconds": round(build_s, 1),
             "run_seconds": round(time.perf_counter() - t0 - build_s, 1),
-            "fifo_maxcount": {st.gauges[p]: v for p, v in la.monitor_values.items()}}, st
+            **({"fifo_maxcount": {st.gauges[p]: v for p, v in la.monitor_values.items()}}
+               if gauge else {})}, st
 
 
 def simulate_accelerator(build: Path, x: np.ndarray, frames: int = 4) -> dict:

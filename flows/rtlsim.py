@@ -167,7 +167,7 @@ def _pool_stream_order(inst, value: np.ndarray) -> np.ndarray:
     tensor in the HW-layer graph is in Im2Col order (K, C)."""
     if not inst.onnx_node.op_type.startswith(("Pool", "WindowMaxPool", "WindowAvgPool")):
         return value
-    from flows.rtl.maxpool import stream_order
+    from flows.rtl.unit import stream_order
 
     return stream_order(value, inst.get_nodeattr("Channels"), inst.get_nodeattr("PE"),
                         int(np.prod(inst.get_nodeattr("KernelSize"))))

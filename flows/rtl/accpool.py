@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-HDL_DIR = Path(__file__).parent / "hdl"
+from .unit import HDL_DIR, stream_order  # noqa: F401 (stream_order: part of this API)
+
 ACC_MODULE = "bnn_global_accpool"
 AVG_MODULE = "bnn_quant_avgpool"
 _FILES = {ACC_MODULE: "bnn_accpool.sv", AVG_MODULE: "bnn_avgpool.sv"}
@@ -66,14 +67,6 @@ def accpool_params(pe: int, folds: int, pixels: int, in_bits: int, signed: bool,
     p = {"PE": pe, "NUM_FOLDS": folds, "NUM_PIX": pixels, "IN_BITS": in_bits,
          "SIGNED": int(signed), "OUT_BITS": out_bits}
     return {key: str(v) for key, v in p.items()}
-
-
-def stream_order(value: np.ndarray, channels: int, pe: int, k: int) -> np.ndarray:
-    """A pool input in FINN's Im2Col order ``(..., K*C)`` (element ``k*C + c``) reordered to
-    the sliding window's stream order ``(..., C/PE, K, PE)``, same shape as ``value``."""
-    lead = value.shape[:-1]
-    v = value.reshape(*lead, k, channels // pe, pe)
-    return np.swapaxes(v, -3, -2).reshape(value.shape)
 
 
 def reference_avgpool(stream: np.ndarray, k: int, pe: int, shift: int) -> np.ndarray:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-HDL_DIR = Path(__file__).parent / "hdl"
+from .unit import HDL_DIR, pad8
+
 MODULE = "bnn_elementwise"
 
 #: OP parameter of the unit per operation name
@@ -27,10 +28,6 @@ OPS = {"add": 0, "mul": 1, "sub": 2}
 def rtl_sources() -> list[Path]:
     """The SystemVerilog sources of the unit."""
     return [HDL_DIR / f"{MODULE}.sv"]
-
-
-def _pad8(bits: int) -> int:
-    return (bits + 7) // 8 * 8
 
 
 @dataclass(frozen=True)
@@ -59,8 +56,8 @@ class EltwiseShape:
     @property
     def widths(self) -> tuple[int, int, int]:
         """Padded (in0, in1, out0) stream widths."""
-        return (_pad8(self.pe * self.lhs_bits), _pad8(self.pe * self.rhs_bits),
-                _pad8(self.pe * self.out_bits))
+        return (pad8(self.pe * self.lhs_bits), pad8(self.pe * self.rhs_bits),
+                pad8(self.pe * self.out_bits))
 
     def params(self) -> dict[str, str]:
         """Verilog parameter overrides for an instance."""

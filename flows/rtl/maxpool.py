@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-HDL_DIR = Path(__file__).parent / "hdl"
+from .unit import HDL_DIR, stream_order  # noqa: F401 (stream_order: part of this API)
+
 MODULE = "bnn_maxpool"
 
 
@@ -29,13 +30,6 @@ def params(pe: int, k: int, folds: int, elem_bits: int, signed: bool) -> dict[st
     width = str((pe * elem_bits + 7) // 8 * 8)
     return {"PE": str(pe), "K": str(k), "NUM_FOLDS": str(folds), "ELEM_BITS": str(elem_bits),
             "SIGNED": str(int(bool(signed))), "IN_WIDTH": width, "OUT_WIDTH": width}
-
-
-def stream_order(value: np.ndarray, channels: int, pe: int, k: int) -> np.ndarray:
-    """A pool input in FINN's Im2Col order ``(..., K*C)`` (element ``k*C + c``) reordered to
-    the stream order ``(..., C/PE, K, PE)``, same shape as ``value``."""
-    lead = value.shape[:-1]
-    return value.reshape(*lead, k, channels // pe, pe).swapaxes(-3, -2).reshape(value.shape)
 
 
 def reference(stream: np.ndarray, k: int, pe: int) -> np.ndarray:

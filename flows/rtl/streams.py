@@ -18,17 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-HDL_DIR = Path(__file__).parent / "hdl"
+from .unit import HDL_DIR, pad8
+
 DUP_MODULE = "bnn_dup_streams"
 CONCAT_MODULE = "bnn_concat"
 
 #: element conversion modes of bnn_concat
 MODE_UNSIGNED, MODE_SIGNED, MODE_BIPOLAR = 0, 1, 2
-
-
-def pad8(bits: int) -> int:
-    """A stream width padded to whole bytes, as FINN pads AXI-stream ports."""
-    return (bits + 7) // 8 * 8
 
 
 def dup_sources() -> list[Path]:

@@ -12,7 +12,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 HDL_DIR = Path(__file__).parent / "hdl"
+
+
+def pad8(bits: int) -> int:
+    """A stream width padded to whole bytes, as FINN pads AXI-stream ports."""
+    return (bits + 7) // 8 * 8
+
+
+def stream_order(value: np.ndarray, channels: int, pe: int, k: int) -> np.ndarray:
+    """A window pool's input in FINN's Im2Col order ``(..., K*C)`` (element ``k*C + c``)
+    reordered to the depthwise sliding window's stream order ``(..., C/PE, K, PE)``."""
+    lead = value.shape[:-1]
+    return value.reshape(*lead, k, channels // pe, pe).swapaxes(-3, -2).reshape(value.shape)
 
 
 def wrapper_verilog(top: str, module: str, params: dict[str, str],

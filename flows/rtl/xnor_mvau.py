@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-HDL_DIR = Path(__file__).parent / "hdl"
+from .unit import HDL_DIR
+
 MODULE = "bnn_xnor_mvau"
 
 

@@ -62,6 +62,7 @@ class SplitMVAUThresholds(Transformation):
         self.fpgapart = fpgapart
 
     def apply(self, model: ModelWrapper):
+        split = False
         for node in list(model.graph.node):
             if not (node.op_type == "MVAU" and node.domain == HW_DOMAIN):
                 continue
@@ -73,10 +74,10 @@ class SplitMVAUThresholds(Transformation):
             idt = inst.get_input_datatype(0)
             if idt.bitwidth() < 2 or not idt.is_integer():
                 continue  # BINARY/BIPOLAR activations: no RTL MVU
-            if self._split(model, node, inst):
-                model = model.transform(InferShapes()).transform(InferDataTypes())
-                model = model.transform(InferDataLayouts())
-                return model, True  # node list changed; apply() is re-run by transform()
+            split = self._split(model, node, inst) or split
+        if split:  # each split sets its own new tensor's shape and type; annotate the rest once
+            model = model.transform(InferShapes()).transform(InferDataTypes())
+            model = model.transform(InferDataLayouts())
         return model, False
 
     def _split(self, model: ModelWrapper, node, inst) -> bool:

@@ -41,26 +41,13 @@ import numpy as np
 
 from bnn_brevitas.errors import ToolkitError
 from bnn_brevitas.utils import setup_logging
+from flows.results import StageResult
 
 log = logging.getLogger("flows.verify")
 
 GRAPH_STAGES = ("tidy", "qonnx_to_finn", "streamline", "lower", "convert_to_hw",
                 "create_dataflow_partition")
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-@dataclass
-class StageResult:
-    stage: str
-    status: str  # "pass" | "fail" | "skipped"
-    samples: int = 0
-    exact: bool | None = None
-    max_abs_diff: float | None = None
-    top1_agree: float | None = None
-    top1_acc: float | None = None
-    seconds: float = 0.0
-    note: str = ""
-    divergence: dict | None = None
 
 
 @dataclass

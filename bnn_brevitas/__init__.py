@@ -4,16 +4,27 @@
 >>> import bnn_brevitas
 >>> "bnext_nano_hw" in bnn_brevitas.list_models()
 True
+
+Importing the package (or :mod:`bnn_brevitas.errors`, :mod:`bnn_brevitas.utils`) imports no
+torch: ``flows`` and ``hw`` modules that only want an exception class stay cheap. The model
+registry functions below are resolved on first use (PEP 562), which imports torch then.
 """
 
-from . import _compat
+from __future__ import annotations
 
-_compat.apply()
+import importlib
+from typing import Any
 
-from .errors import ConfigError, ToolkitError, UnknownNameError, UserError  # noqa: E402
-from .models import create_model, get_spec, list_models, resolve_config  # noqa: E402
+from .errors import ConfigError, ToolkitError, UnknownNameError, UserError
 
-__all__ = [
-    "create_model", "list_models", "get_spec", "resolve_config",
-    "ToolkitError", "UserError", "ConfigError", "UnknownNameError",
-]
+#: public names that need torch, and the module that defines them (imported on first access)
+_LAZY = {name: "bnn_brevitas.models"
+         for name in ("create_model", "list_models", "get_spec", "resolve_config")}
+
+__all__ = [*_LAZY, "ToolkitError", "UserError", "ConfigError", "UnknownNameError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bnn_brevitas' has no attribute {name!r}")

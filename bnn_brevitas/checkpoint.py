@@ -8,6 +8,7 @@ Writes are atomic (temporary file + rename): a crash never leaves a truncated ch
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import tempfile
@@ -19,6 +20,9 @@ from torch import nn
 
 from .errors import UserError
 from .models import create_model, get_spec
+from .utils import module_logger, setup_logging, sha256_file
+
+log = module_logger(__spec__, __name__)
 
 FORMAT_VERSION = 1
 
@@ -100,8 +104,6 @@ def publish(run: str | Path, out: str | Path) -> str:
     ``SHA256SUMS`` next to it, and return the digest."""
     import json
 
-    from .utils import sha256_file
-
     src = Path(run)
     ckpt_path = src / "checkpoint.pt" if src.is_dir() else src
     model = load_model(ckpt_path)
@@ -120,11 +122,6 @@ def publish(run: str | Path, out: str | Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bnn_brevitas.checkpoint RUN -o FILE``: publish a run's weights (see publish)."""
-    import argparse
-    import logging
-
-    from .utils import setup_logging
-
     ap = argparse.ArgumentParser(prog="python -m bnn_brevitas.checkpoint",
                                  description=publish.__doc__)
     ap.add_argument("run", help="training run directory or its checkpoint.pt")
@@ -134,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         digest = publish(args.run, args.out)
     except UserError as e:
-        logging.getLogger(__name__).error("%s", e)
+        log.error("%s", e)
         return 2
-    logging.getLogger(__name__).info("%s  %s", digest, args.out)
+    log.info("%s  %s", digest, args.out)
     return 0
 
 

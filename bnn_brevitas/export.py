@@ -37,9 +37,9 @@ from torch import nn
 from .checkpoint import config_dict, load_model
 from .errors import ToolkitError, UserError
 from .models import create_model
-from .utils import parse_overrides, setup_logging, sha256_file
+from .utils import module_logger, parse_overrides, setup_logging, sha256_file
 
-log = logging.getLogger(__name__)
+log = module_logger(__spec__, __name__)
 
 
 class ExportMismatchError(ToolkitError):

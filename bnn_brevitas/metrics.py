@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from .models import create_model
-from .utils import parse_overrides, setup_logging
+from .utils import module_logger, parse_overrides, setup_logging
 
-log = logging.getLogger(__name__)
+log = module_logger(__spec__, __name__)
 
 
 @dataclass

@@ -44,6 +44,8 @@ from brevitas.quant import (
 )
 from torch import Tensor, nn
 
+from . import _compat  # noqa: F401  (torch 2.13 shim for brevitas, see _compat)
+
 __all__ = [
     "BinaryWeightQuant",
     "ProgressiveBinaryWeightQuant",

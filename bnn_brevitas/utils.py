@@ -47,7 +47,14 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("finn_logger").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
+def module_logger(spec: Any, name: str) -> logging.Logger:
+    """The logger of a module by its import name, also while it runs as ``python -m`` (where
+    ``__name__`` is ``"__main__"``). Use as ``log = module_logger(__spec__, __name__)``."""
+    return logging.getLogger(spec.name if spec is not None else name)
+
+
 def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

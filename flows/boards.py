@@ -31,19 +31,44 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Shell:
+    """How FINN integrates the accelerator on a kind of board, and what the driver then sees."""
+
+    #: FINN's ``ShellFlowType`` value
+    flow: str
+    #: the driver platform (``accel_meta.json`` ``platform``; ``hw.driver.meta.PLATFORMS``)
+    driver_platform: str
+    #: FINN's shell names its input/output DMA engines ``<prefix><index>``
+    idma_prefix: str
+    odma_prefix: str
+
+    def idma(self, index: int = 0) -> str:
+        return f"{self.idma_prefix}{index}"
+
+    def odma(self, index: int = 0) -> str:
+        return f"{self.odma_prefix}{index}"
+
+
+#: FINN's Vivado Zynq shell: the partition between an input and an output IODMA, driven from
+#: the PS (FINN's ``make_pynq_driver`` with ``platform = "zynq-iodma"``)
+VIVADO_ZYNQ = Shell("vivado_zynq", "zynq-iodma", "idma", "odma")
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     #: the board name FINN and PYNQ use (``pynq_part_map`` key)
     finn_name: str
     part: str
-    family: str
-    #: FINN shell flow: "vivado_zynq" for every board here
-    shell_flow: str
+    #: how FINN builds the bitstream and how the driver talks to it
+    shell: Shell
     default_clk_mhz: float
-    #: native AXI HP port width in bits (FINN's ``pynq_native_port_width``)
+    #: native AXI HP port width in bits (FINN's ``pynq_native_port_width``; hw/bitstream checks
+    #: that the installed FINN agrees before it builds)
     axi_port_width: int
     resources: Resources
-    #: whether ``pynq.get_rails()`` reports power rails on this board's PYNQ image (PMBus/INA)
+    #: whether ``pynq.get_rails()`` reports power rails on this board's PYNQ image (PMBus/INA);
+    #: written to the driver metadata, so that profiling says why power is not measured
     power_rails: bool
 
     @property
@@ -58,22 +83,21 @@ _ZYNQ7020 = Resources(lut=53_200, ff=106_400, bram18=280, uram=0, dsp=220)
 _ZU3EG = Resources(lut=70_560, ff=141_120, bram18=432, uram=0, dsp=360)
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
-    Board("zcu104", "ZCU104", "xczu7ev-ffvc1156-2-e", "zynq_us+", "vivado_zynq", 200.0, 128,
+    Board("zcu104", "ZCU104", "xczu7ev-ffvc1156-2-e", VIVADO_ZYNQ, 200.0, 128,
           Resources(lut=230_400, ff=460_800, bram18=624, uram=96, dsp=1_728), True),
-    Board("zcu102", "ZCU102", "xczu9eg-ffvb1156-2-e", "zynq_us+", "vivado_zynq", 200.0, 128,
+    Board("zcu102", "ZCU102", "xczu9eg-ffvb1156-2-e", VIVADO_ZYNQ, 200.0, 128,
           Resources(lut=274_080, ff=548_160, bram18=1_824, uram=0, dsp=2_520), True),
-    Board("kv260", "KV260_SOM", "xck26-sfvc784-2LV-c", "zynq_us+", "vivado_zynq", 200.0, 128,
+    Board("kv260", "KV260_SOM", "xck26-sfvc784-2LV-c", VIVADO_ZYNQ, 200.0, 128,
           Resources(lut=117_120, ff=234_240, bram18=288, uram=64, dsp=1_248), False),
-    Board("ultra96-v2", "Ultra96-V2", "xczu3eg-sbva484-1-i", "zynq_us+", "vivado_zynq", 150.0,
-          128, _ZU3EG, False),
-    Board("pynq-z2", "Pynq-Z2", "xc7z020clg400-1", "zynq7000", "vivado_zynq", 100.0, 64,
-          _ZYNQ7020, False),
-    Board("pynq-z1", "Pynq-Z1", "xc7z020clg400-1", "zynq7000", "vivado_zynq", 100.0, 64,
-          _ZYNQ7020, False),
+    Board("ultra96-v2", "Ultra96-V2", "xczu3eg-sbva484-1-i", VIVADO_ZYNQ, 150.0, 128, _ZU3EG,
+          False),
+    Board("pynq-z2", "Pynq-Z2", "xc7z020clg400-1", VIVADO_ZYNQ, 100.0, 64, _ZYNQ7020, False),
+    Board("pynq-z1", "Pynq-Z1", "xc7z020clg400-1", VIVADO_ZYNQ, 100.0, 64, _ZYNQ7020, False),
 )}
 
 
 def list_boards() -> list[str]:
+    """The registry's board names, sorted."""
     return sorted(BOARDS)
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import yaml
 
+from bnn_brevitas.config_fields import check_fields, option
 from bnn_brevitas.errors import ConfigError
 
-from .boards import Board, get_board
+from .boards import Board, get_board, list_boards
 
 MEM_MODES = ("auto", "internal_embedded", "internal_decoupled", "external")
 IMPL_STYLES = ("auto", "rtl", "hls")
@@ -25,93 +26,99 @@ FIFO_SIZINGS = ("analytic", "rtlsim")
 
 @dataclass
 class FlowConfig:
-    """Configuration of a FINN compilation (every field can be set in YAML or with --set)."""
+    """Configuration of a FINN compilation (every field can be set in YAML or with --set).
 
-    #: registry model to compile (fresh weights, or ``checkpoint``'s if that is given)
-    model: str | None = None
-    #: a training checkpoint to compile (``python -m bnn_brevitas.train`` writes them)
-    checkpoint: Path | None = None
-    #: an existing QONNX file to compile (instead of model/checkpoint)
-    onnx: Path | None = None
-    #: model overrides when compiling a fresh registry model
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    #: board name (see ``flows.boards.list_boards()``)
-    board: str = "zcu104"
-    #: synthesis clock in MHz; default: the board's
-    clk_mhz: float | None = None
-    #: folding goal: frames per second; None = the fastest design within ``resource_budget``
-    target_fps: float | None = None
-    #: fraction of the board's LUT/BRAM/URAM/DSP the design may use (auto folding)
-    resource_budget: float = 0.7
-    #: a folding JSON (as written to ``<output_dir>/folding.json``) that overrides auto folding
-    folding_file: Path | None = None
-    #: where weights live: FINN's ``mem_mode`` for every MVAU ("external" streams them from
-    #: DRAM); "auto" keeps them on chip while BRAM/URAM fit the budget (see flows.folding)
-    mem_mode: str = "auto"
-    #: implementation style for layers that have both: "auto" lets FINN choose
-    impl_style: str = "auto"
-    #: binary (XNOR) MVAUs: "rtl" = the project's RTL unit (flows/rtl), "hls" = FINN's HLS one
-    binary_mvau: str = "rtl"
-    #: the project's RTL units for the other layers FINN has only as HLS (pools, ...)
-    project_rtl: bool = True
-    #: non-binary MVAUs with thresholds become MVAU_rtl + Thresholding_rtl (RTL, DSP-based)
-    #: instead of one HLS MVAU (flows/transforms/split_thresholds.py)
-    split_mvau_thresholds: bool = True
-    #: every stream's FIFO holds at least this many words (FINN's shallow default: 2)
-    min_fifo_depth: int = 2
-    #: FIFO depths: "analytic" (flows/fifos.py), or "rtlsim": each FIFO's peak fill in a
-    #: Verilator simulation of the whole accelerator with unbounded FIFOs (FINN's method)
-    fifo_sizing: str = "analytic"
-    #: keep thresholds as separate layers instead of merging them into the MVAUs
-    standalone_thresholds: bool = False
-    #: output directory (default build/<model>_<board>)
-    output_dir: Path | None = None
-    #: first and last step to run (names from ``flows.steps.STEPS``)
-    from_step: str | None = None
-    to_step: str | None = None
-    #: seeded calibration passes for a fresh registry model (non-trivial scales and thresholds)
-    calibrate_fresh: bool = True
-    seed: int = 0
+    Types and choices are checked from the field declarations (``bnn_brevitas.config_fields``,
+    as for ``TrainConfig``); ranges and combinations in ``__post_init__``. The board is
+    resolved once, here: ``board`` holds its registry name and ``board_info`` the record every
+    later step, the bitstream build and the driver metadata read.
+    """
+
+    model: str | None = option(None, "registry model to compile (fresh weights, or "
+                                     "``checkpoint``'s if that is given)")
+    checkpoint: Path | None = option(None, "a training checkpoint to compile (``python -m "
+                                           "bnn_brevitas.train`` writes them)")
+    onnx: Path | None = option(None, "an existing QONNX file to compile (instead of "
+                                     "model/checkpoint)")
+    model_overrides: dict[str, Any] = option({}, "model overrides when compiling a fresh "
+                                                 "registry model")
+    board: str = option("zcu104", "board name (see ``flows.boards.list_boards()``; FINN's "
+                                  "spelling such as ZCU104 works too)", list_boards)
+    clk_mhz: float | None = option(None, "synthesis clock in MHz; default: the board's")
+    target_fps: float | None = option(None, "folding goal: frames per second; None = the "
+                                            "fastest design within ``resource_budget``")
+    resource_budget: float = option(0.7, "fraction of the board's LUT/BRAM/URAM/DSP the design "
+                                         "may use (auto folding)")
+    folding_file: Path | None = option(None, "a folding JSON (as written to "
+                                             "<output_dir>/folding.json) that overrides auto "
+                                             "folding")
+    mem_mode: str = option("auto", "where weights live: FINN's ``mem_mode`` for every MVAU "
+                                   "(external streams them from DRAM); auto keeps them on chip "
+                                   "while BRAM/URAM fit the budget (see flows.folding)", MEM_MODES)
+    impl_style: str = option("auto", "implementation style for layers that have both: auto lets "
+                                     "FINN choose", IMPL_STYLES)
+    binary_mvau: str = option("rtl", "binary (XNOR) MVAUs: rtl = the project's RTL unit "
+                                     "(flows/rtl), hls = FINN's HLS one", BINARY_MVAU_BACKENDS)
+    project_rtl: bool = option(True, "the project's RTL units for the other layers FINN has only "
+                                     "as HLS (pools, ...)")
+    split_mvau_thresholds: bool = option(True, "non-binary MVAUs with thresholds become MVAU_rtl "
+                                               "+ Thresholding_rtl (RTL, DSP-based) instead of "
+                                               "one HLS MVAU (flows/transforms/split_thresholds)")
+    min_fifo_depth: int = option(2, "every stream's FIFO holds at least this many words (FINN's "
+                                    "shallow default: 2)")
+    fifo_sizing: str = option("analytic", "FIFO depths: analytic (flows/fifos.py), or rtlsim: "
+                                          "each FIFO's peak fill in a Verilator simulation of "
+                                          "the whole accelerator with unbounded FIFOs (FINN's "
+                                          "method)", FIFO_SIZINGS)
+    standalone_thresholds: bool = option(False, "keep thresholds as separate layers instead of "
+                                                "merging them into the MVAUs")
+    driver_batch_max: int = option(1024, "largest batch the driver's DMA buffers are allocated "
+                                         "for (accel_meta.json ``batch_max``)")
+    output_dir: Path | None = option(None, "output directory (default build/<model>_<board>)")
+    from_step: str | None = option(None, "first step to run (names from flows.pipeline.STEPS)")
+    to_step: str | None = option(None, "last step to run")
+    calibrate_fresh: bool = option(True, "seeded calibration passes for a fresh registry model "
+                                         "(non-trivial scales and thresholds)")
+    seed: int = option(0, "random seed (calibration, golden vectors, simulation stimuli)")
+    #: the board record of ``board``, resolved once (not a config field: not saved)
+    board_info: Board = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("checkpoint", "onnx", "folding_file", "output_dir"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, Path):
                 setattr(self, name, Path(v))
+        if isinstance(self.board, str):  # FINN's spelling (ZCU104) → the registry's name
+            self.board_info = get_board(self.board)  # raises with the list of valid boards
+            self.board = self.board_info.name
+        if isinstance(self.clk_mhz, int) and not isinstance(self.clk_mhz, bool):
+            self.clk_mhz = float(self.clk_mhz)
+        check_fields(self)
         sources = [s for s in ("model", "checkpoint", "onnx") if getattr(self, s)]
         if self.checkpoint and self.onnx or self.model and self.onnx:
             raise ConfigError(f"give one of model, checkpoint or onnx, not {sources}")
         if not sources:
             raise ConfigError("nothing to compile: set model, checkpoint or onnx")
-        get_board(self.board)  # raises with the list of valid boards
-        if not 0 < self.resource_budget <= 1:
-            raise ConfigError(f"resource_budget must be in (0, 1], got {self.resource_budget}")
-        if self.target_fps is not None and self.target_fps <= 0:
-            raise ConfigError(f"target_fps must be > 0, got {self.target_fps}")
-        if self.mem_mode not in MEM_MODES:
-            raise ConfigError(f"mem_mode must be one of {', '.join(MEM_MODES)}, "
-                              f"got {self.mem_mode!r}")
-        if self.fifo_sizing not in FIFO_SIZINGS:
-            raise ConfigError(f"fifo_sizing must be one of {', '.join(FIFO_SIZINGS)}, "
-                              f"got {self.fifo_sizing!r}")
-        if self.min_fifo_depth < 2:
-            raise ConfigError(f"min_fifo_depth must be at least 2, got {self.min_fifo_depth}")
-        if self.binary_mvau not in BINARY_MVAU_BACKENDS:
-            raise ConfigError(f"binary_mvau must be one of {', '.join(BINARY_MVAU_BACKENDS)}, "
-                              f"got {self.binary_mvau!r}")
-        if self.impl_style not in IMPL_STYLES:
-            raise ConfigError(f"impl_style must be one of {', '.join(IMPL_STYLES)}, "
-                              f"got {self.impl_style!r}")
-        if self.clk_mhz is not None and not 10 <= self.clk_mhz <= 800:
-            raise ConfigError(f"clk_mhz must be in [10, 800], got {self.clk_mhz}")
-
-    @property
-    def board_info(self) -> Board:
-        return get_board(self.board)
+        rules = [
+            ("resource_budget", 0 < self.resource_budget <= 1, "must be in (0, 1]"),
+            ("target_fps", self.target_fps is None or self.target_fps > 0, "must be > 0"),
+            ("min_fifo_depth", self.min_fifo_depth >= 2, "must be at least 2"),
+            ("clk_mhz", self.clk_mhz is None or 10 <= self.clk_mhz <= 800, "must be in [10, 800]"),
+            ("driver_batch_max", self.driver_batch_max >= 1, "must be at least 1"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ConfigError(f"{name}: {rule}, got {getattr(self, name)!r}")
 
     @property
     def clock_mhz(self) -> float:
+        """The synthesis clock: ``clk_mhz``, else the board's default."""
         return float(self.clk_mhz or self.board_info.default_clk_mhz)
+
+    @property
+    def clk_ns(self) -> float:
+        """The synthesis clock period in ns (FINN's ``synth_clk_period_ns``)."""
+        return 1000.0 / self.clock_mhz
 
     @property
     def name(self) -> str:
@@ -121,10 +128,11 @@ class FlowConfig:
 
     @property
     def out_dir(self) -> Path:
-        return self.output_dir or Path("build") / f"{self.name}_{self.board_info.name}"
+        return self.output_dir or Path("build") / f"{self.name}_{self.board}"
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """The config fields (not the resolved board record), paths as strings."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
     def save(self, path: Path) -> None:
@@ -143,7 +151,7 @@ class FlowConfig:
             if not isinstance(data, dict):
                 raise ConfigError(f"{str(p)!r} must hold a mapping of FlowConfig fields")
         data.update({k: v for k, v in overrides.items() if v is not None})
-        valid = [f.name for f in dataclasses.fields(cls)]
+        valid = [f.name for f in dataclasses.fields(cls) if f.init]
         bad = sorted(set(data) - set(valid))
         if bad:
             raise ConfigError(f"unknown flow config field(s) {bad}; valid: {', '.join(valid)}")

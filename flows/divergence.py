@@ -7,7 +7,7 @@ T is matched to the reference graph R when
 * it has the same name and shape (most FINN rewrites keep tensor names),
 * it has the same name and the NHWC permutation of R's NCHW shape (the layout conversion),
 * it was rewritten by :class:`~flows.transforms.affine.AffineStreamline`, which records
-  ``R[name] = a · T[src] + b`` in the model metadata (``flows.affine_map``),
+  ``R[name] = a · T[src] + b`` in the model metadata (key ``flows.names.AFFINE_MAP_KEY``),
 * and a BINARY tensor of T stands for a BIPOLAR one of R as ``2 · T − 1``.
 
 T's nodes are walked in topological order; the first node with a matched output that differs
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-AFFINE_MAP_KEY = "flows.affine_map"
+from .names import AFFINE_MAP_KEY
 
 
 @dataclass

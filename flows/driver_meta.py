@@ -19,6 +19,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from .config import FlowConfig
+from .names import ACCEL_META, DATAFLOW_PARENT, DATAFLOW_PARTITION, GOLDEN_DIR
 
 log = logging.getLogger(__name__)
 
@@ -54,45 +55,44 @@ def output_postprocess(parent: ModelWrapper) -> dict:
 
 
 def write_driver_meta(model: ModelWrapper, cfg: FlowConfig, estimate: dict | None) -> Path:
-    """Write ``accel_meta.json``, ``golden/`` and ``dataflow_partition.onnx`` into the build."""
+    """Write ``accel_meta.json`` and ``golden/`` into the build. The golden outputs come from
+    the HW-layer graph ``dataflow_partition.onnx`` (written by the partition step), which is
+    what runs in Python (specialised HLS layers do not) and what the driver's emulator runs."""
     import finn.core.onnx_exec as oxe
+    from qonnx.util.basic import gen_finn_dt_tensor
 
-    from .pipeline import intermediate_path
-
-    out = cfg.out_dir
+    out, board = cfg.out_dir, cfg.board_info
     gin, gout = model.graph.input[0].name, model.graph.output[0].name
     first, last = model.find_consumer(gin), model.find_producer(gout)
-    parent = ModelWrapper(str(out / "dataflow_parent.onnx"))
-    # the HW-layer graph before specialization is what runs in Python (HLS layers do not)
-    hw_graph = ModelWrapper(str(intermediate_path(cfg, "create_dataflow_partition")))
-    hw_onnx = out / "dataflow_partition.onnx"
-    hw_graph.save(str(hw_onnx))
+    parent = ModelWrapper(str(out / DATAFLOW_PARENT))
+    hw_graph = ModelWrapper(str(out / DATAFLOW_PARTITION))
     meta = {
-        "schema_version": SCHEMA_VERSION, "model": cfg.name, "board": cfg.board_info.name,
-        "fpga_part": cfg.board_info.part, "platform": "zynq-iodma",
+        "schema_version": SCHEMA_VERSION, "model": cfg.name, "board": board.name,
+        "fpga_part": board.part, "platform": board.shell.driver_platform,
         "clock": {"synth_mhz": cfg.clock_mhz, "driver_mhz": cfg.clock_mhz},
-        "batch_max": 1024,
-        "inputs": [_spec(model, gin, first, True, "idma0")],
-        "outputs": [_spec(model, gout, last, False, "odma0")],
+        "batch_max": cfg.driver_batch_max,
+        "inputs": [_spec(model, gin, first, True, board.shell.idma(0))],
+        "outputs": [_spec(model, gout, last, False, board.shell.odma(0))],
         "output_postprocess": output_postprocess(parent),
-        "files": {"bitfile": "accel.bit", "hwh": "accel.hwh", "hw_onnx": hw_onnx.name,
-                  "golden_input": "golden/input.npy", "golden_output": "golden/output.npy"},
+        "files": {"bitfile": "accel.bit", "hwh": "accel.hwh", "hw_onnx": DATAFLOW_PARTITION,
+                  "golden_input": f"{GOLDEN_DIR}/input.npy",
+                  "golden_output": f"{GOLDEN_DIR}/output.npy"},
     }
     if estimate:
         meta["estimates"] = {"cycles_per_frame": estimate["max_cycles"],
                              "latency_cycles": estimate["critical_path_cycles"],
                              "fclk_mhz": cfg.clock_mhz}
-    from qonnx.util.basic import gen_finn_dt_tensor
+    meta["power_rails"] = board.power_rails
 
     shape = meta["inputs"][0]["shape_normal"]
     np.random.seed(cfg.seed)  # gen_finn_dt_tensor draws from numpy's global generator
     x = gen_finn_dt_tensor(model.get_tensor_datatype(gin), (GOLDEN_SAMPLES, *shape[1:]))
     hin, hout = hw_graph.graph.input[0].name, hw_graph.graph.output[0].name
     ys = [oxe.execute_onnx(hw_graph, {hin: x[i:i + 1]})[hout] for i in range(len(x))]
-    (out / "golden").mkdir(exist_ok=True)
-    np.save(out / "golden" / "input.npy", x.astype(_storage(model.get_tensor_datatype(gin))))
-    np.save(out / "golden" / "output.npy", np.concatenate(ys))
-    path = out / "accel_meta.json"
+    (out / GOLDEN_DIR).mkdir(exist_ok=True)
+    np.save(out / GOLDEN_DIR / "input.npy", x.astype(_storage(model.get_tensor_datatype(gin))))
+    np.save(out / GOLDEN_DIR / "output.npy", np.concatenate(ys))
+    path = out / ACCEL_META
     path.write_text(json.dumps(meta, indent=2))
     return path
 

@@ -7,7 +7,7 @@ synthesis or hardware measurement; the report says so in its header.
 * per layer: op type, PE/SIMD, expected cycles per frame, LUT, BRAM18, URAM, DSP;
 * totals and percentage of the board; FPS = f_clk / max cycles; latency = FINN's pessimistic
   critical path (no overlap between layers); the bottleneck layer;
-* ``report.json``, ``report.md`` and ``layers.png`` (cycles and resources per layer).
+* ``estimate.json``, ``estimate.md`` and ``layers.png`` (cycles and resources per layer).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from .config import FlowConfig
 log = logging.getLogger(__name__)
 
 RES_KEYS = ("LUT", "BRAM_18K", "URAM", "DSP")
+#: the estimate report's file name in ``<build>/report/`` (read back by the driver-meta step)
+ESTIMATE_JSON = "estimate.json"
 
 
 def _fold(node) -> dict[str, int]:
@@ -34,12 +36,14 @@ def _fold(node) -> dict[str, int]:
 
 
 def estimate_model(model: ModelWrapper, cfg: FlowConfig) -> dict[str, Any]:
+    """Per-layer and total cycles and resources, FPS, latency and the bottleneck (a dict)."""
     from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
     from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
 
-    part, board = cfg.board_info.part, cfg.board_info
+    board = cfg.board_info
+    part = board.part
     cycles = model.analysis(exp_cycles_per_layer)
     res = model.analysis(lambda m: res_estimation(m, part))
     perf = model.transform(AnnotateCycles()).analysis(dataflow_performance)
@@ -125,6 +129,6 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def write_reports(report: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "estimate.json").write_text(json.dumps(report, indent=2))
+    (out_dir / ESTIMATE_JSON).write_text(json.dumps(report, indent=2))
     (out_dir / "estimate.md").write_text(markdown(report))
     plot(report, out_dir / "layers.png")

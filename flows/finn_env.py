@@ -6,6 +6,8 @@
 * ``finn.builder.build_dataflow_steps`` imports ``finn.xsi.SimEngine`` only for a type hint, and
   that attribute access demands Vivado (``XILINX_VIVADO``). :func:`import_builder` gives the
   module a placeholder before the import — it changes no behaviour.
+* Every FINN graph this project reads may hold its own RTL ops: :func:`prepare_finn` and
+  :func:`load_model` register them (``flows.rtl.registry``) before FINN looks a node up.
 
 Nothing in the installed packages is edited, and no fake Vivado path is ever set.
 """
@@ -16,6 +18,9 @@ import importlib
 import logging
 from pathlib import Path
 from types import ModuleType
+
+from flows.rtl.registry import register_custom_ops
+from flows.rtllib_patches import use_patched_rtllib
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,6 @@ def prepare_finn(build_dir: str | Path) -> Path:
     if settings._SETTINGS is None:
         settings.initialize_dummy_settings()
     settings.get_settings().finn_build_dir = build_dir
-    from flows.rtl import register_custom_ops
-    from flows.rtllib_patches import use_patched_rtllib
-
     register_custom_ops()
     use_patched_rtllib(build_dir / "finn-rtllib")  # the fixed sources, for every later step
     return build_dir
@@ -42,8 +44,6 @@ def load_model(path: str | Path):
     """An ONNX graph as a ``ModelWrapper``, with the project's custom ops (``flows.rtl``)
     registered so that ``getCustomOp`` finds them."""
     from qonnx.core.modelwrapper import ModelWrapper
-
-    from flows.rtl import register_custom_ops
 
     register_custom_ops()
     return ModelWrapper(str(path))

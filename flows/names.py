@@ -16,6 +16,11 @@ HW_DOMAIN = "finn.custom_op.fpgadataflow"
 HLS_DOMAIN = f"{HW_DOMAIN}.hls"
 RTL_DOMAIN = f"{HW_DOMAIN}.rtl"
 
+
+def is_hw_node(node) -> bool:
+    """Whether an ONNX node is a FINN HW layer, generic or specialised (HLS/RTL)."""
+    return node.domain == HW_DOMAIN or node.domain.startswith(HW_DOMAIN + ".")
+
 #: ONNX metadata key under which a graph rewrite records which tensor became which (an affine
 #: map ``old = a · new + b``, read by ``flows.divergence``); it describes one step only
 AFFINE_MAP_KEY = "flows.affine_map"

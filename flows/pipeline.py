@@ -18,22 +18,35 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 from qonnx.core.modelwrapper import ModelWrapper
 
+from bnn_brevitas.checkpoint import load_model as load_torch_model
+from bnn_brevitas.checkpoint import save_checkpoint
 from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
-from bnn_brevitas.utils import parse_overrides, setup_logging, sha256_file
+from bnn_brevitas.export import calibrate_fresh, export_checked
+from bnn_brevitas.models import create_model
+from bnn_brevitas.utils import module_logger, parse_overrides, setup_logging, sha256_file
 
-from . import hw_steps
 from .config import FlowConfig
-from .divergence import AFFINE_MAP_KEY
 from .finn_env import load_model
+from .hw_steps import HW_STEPS
+from .names import (
+    AFFINE_MAP_KEY,
+    BREVITAS_MODEL,
+    FLOW_CONFIG,
+    FLOW_REPORT,
+    QONNX_EXPORT,
+    SOURCE_FINGERPRINT,
+    intermediate_file,
+)
 from .steps import GRAPH_STEPS, Step
 
-log = logging.getLogger(__name__)
+log = module_logger(__spec__, __name__)
 
 #: every step that runs without Xilinx tools, in order
-STEPS: dict[str, Step] = {**GRAPH_STEPS, **hw_steps.HW_STEPS}
+STEPS: dict[str, Step] = {**GRAPH_STEPS, **HW_STEPS}
 
 
 @dataclass
@@ -45,6 +58,7 @@ class FlowResult:
 
 
 def step_names(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> list[str]:
+    """The steps from ``cfg.from_step`` to ``cfg.to_step``, in order (unknown names: error)."""
     names = list(steps)
     for bound in (cfg.from_step, cfg.to_step):
         if bound is not None and bound not in steps:
@@ -57,7 +71,10 @@ def step_names(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> list[str]:
 
 
 def intermediate_path(cfg: FlowConfig, name: str, steps: dict[str, Step] = STEPS) -> Path:
-    return cfg.out_dir / "intermediate" / f"{list(steps).index(name) + 1:02d}_{name}.onnx"
+    """Where the runner saves the model after step ``name`` (``intermediate/NN_<name>.onnx``)."""
+    if name not in steps:
+        raise UnknownNameError("step", name, list(steps))
+    return intermediate_file(cfg.out_dir, list(steps).index(name) + 1, name)
 
 
 def load_source(cfg: FlowConfig) -> ModelWrapper:
@@ -66,22 +83,17 @@ def load_source(cfg: FlowConfig) -> ModelWrapper:
         if not cfg.onnx.is_file():
             raise ConfigError(f"ONNX file {str(cfg.onnx)!r} does not exist")
         return ModelWrapper(str(cfg.onnx))
-    import torch
-
-    from bnn_brevitas.checkpoint import load_model, save_checkpoint
-    from bnn_brevitas.export import calibrate_fresh, export_checked
-    from bnn_brevitas.models import create_model
-
     if cfg.checkpoint is not None:
-        model = load_model(cfg.checkpoint)
+        model = load_torch_model(cfg.checkpoint)
     else:
         torch.manual_seed(cfg.seed)
         model = create_model(cfg.model, **cfg.model_overrides)
         if cfg.calibrate_fresh:
             calibrate_fresh(model, seed=cfg.seed)
     # the exact weights compiled, for flows/verify.py's Brevitas stage
-    save_checkpoint(cfg.out_dir / "model.pt", model.eval(), source=str(cfg.checkpoint or cfg.model))
-    path = cfg.out_dir / "model.qonnx.onnx"
+    save_checkpoint(cfg.out_dir / BREVITAS_MODEL, model.eval(),
+                    source=str(cfg.checkpoint or cfg.model))
+    path = cfg.out_dir / QONNX_EXPORT
     export_checked(model, path, samples=2, seed=cfg.seed,
                    extra={"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None})
     return ModelWrapper(str(path))
@@ -93,7 +105,7 @@ def _clear_build_dir(out: Path) -> None:
     wrote (it holds ``flow_config.yaml``) is cleared; any other non-empty one is refused."""
     if not out.is_dir() or not any(out.iterdir()):
         return
-    if not (out / "flow_config.yaml").is_file():
+    if not (out / FLOW_CONFIG).is_file():
         raise ConfigError(f"output directory {str(out)!r} is not empty and is not a build of this "
                           "flow; pass an empty or new --output-dir")
     log.info("clearing the previous build in %s", out)
@@ -111,11 +123,11 @@ def source_fingerprint(cfg: FlowConfig) -> str:
 def is_current(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> bool:
     """True when ``cfg.out_dir`` holds a complete build of exactly this config and source."""
     out = cfg.out_dir
-    saved, source = out / "flow_config.yaml", out / "source.txt"
+    saved, source = out / FLOW_CONFIG, out / SOURCE_FINGERPRINT
     if not (saved.is_file() and source.is_file()
             and intermediate_path(cfg, list(steps)[-1], steps).is_file()):
         return False
-    report = out / "flow_report.json"
+    report = out / FLOW_REPORT
     done = json.loads(report.read_text()) if report.is_file() else {}
     where = {"from_step": None, "to_step": None, "output_dir": None}  # not the build's identity
     same = {**yaml.safe_load(saved.read_text()), **where} == {**cfg.to_dict(), **where}
@@ -130,9 +142,9 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
     if first == 0:
         _clear_build_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "flow_config.yaml")
+    cfg.save(out / FLOW_CONFIG)
     if first == 0:
-        (out / "source.txt").write_text(source_fingerprint(cfg))
+        (out / SOURCE_FINGERPRINT).write_text(source_fingerprint(cfg))
         model = load_source(cfg)
     else:
         prev = intermediate_path(cfg, list(steps)[first - 1], steps)
@@ -141,7 +153,7 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
                               "(run the earlier steps first)")
         model = load_model(prev)
     result = FlowResult(model, out, [])
-    report = out / "flow_report.json"
+    report = out / FLOW_REPORT
     times = json.loads(report.read_text()) if report.is_file() else {}
     for name in names:
         t0 = time.perf_counter()
@@ -162,6 +174,7 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
 
 
 def config_from_args(args: argparse.Namespace) -> FlowConfig:
+    """The ``FlowConfig`` of parsed CLI arguments (``--config`` file, named flags, ``--set``)."""
     overrides = parse_overrides(args.set)
     for key in ("model", "checkpoint", "onnx", "board", "target_fps", "output_dir",
                 "from_step", "to_step"):
@@ -172,6 +185,7 @@ def config_from_args(args: argparse.Namespace) -> FlowConfig:
 
 
 def add_common_args(ap: argparse.ArgumentParser) -> None:
+    """The CLI arguments every flow entry point shares (pipeline, bitstream)."""
     ap.add_argument("--config", type=Path, help="FlowConfig YAML file")
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--model", help="registry model name (fresh weights)")

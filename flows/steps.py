@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The graph steps of the compiler, ``step_<verb>(model, cfg) -> model``.
 
-All steps (these and ``hw_steps.py``'s) are listed once, in order, in ``flows.pipeline.STEPS``.
+All steps (these and ``hw_steps.py``'s) are listed once, in order: :data:`GRAPH_STEPS` here,
+``hw_steps.HW_STEPS``, joined in ``flows.pipeline.STEPS``.
 Everything here runs without Xilinx tools. The order:
 
 ===========================  =================================================================
@@ -43,6 +44,18 @@ from qonnx.transformation.infer_shapes import InferShapes
 from bnn_brevitas.errors import ToolkitError
 
 from .config import FlowConfig
+from .finn_env import prepare_finn
+from .names import DATAFLOW_PARENT, DATAFLOW_PARTITION, FINN_TMP, HW_DOMAIN, PARTITION_DIR
+from .transforms import prelu_handler  # noqa: F401  (registers QuantPReluHandler)
+from .transforms.affine import AffineStreamline
+from .transforms.graph_io import (
+    InferGlobalSum,
+    InsertInputScaling,
+    NarrowIntegerDatatypes,
+    RemoveIdentityThresholds,
+)
+from .transforms.layout import BinaryIm2ColPadValue, BipolarMatMulToXnorPopcount, ToChannelsLast
+from .transforms.split_thresholds import SplitMVAUThresholds
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +71,6 @@ def tidy(model: ModelWrapper, readable_names: bool = False) -> ModelWrapper:
 
     Tensor names are made readable only once (``step_tidy``); later steps keep them, so that
     ``flows.verify`` can match the tensors of consecutive stages."""
-    from .transforms.graph_io import NarrowIntegerDatatypes
-
     model = model.transform(InferShapes()).transform(InferDataTypes())
     model = model.transform(NarrowIntegerDatatypes())
     model = model.transform(GiveUniqueNodeNames())
@@ -80,9 +91,6 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     folded to integers, and a ``Mul(1/255)`` so the graph input is the uint8 pixel stream."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
-    from .transforms import prelu_handler  # noqa: F401  (registers QuantPReluHandler)
-    from .transforms.graph_io import InsertInputScaling
-
     model = model.transform(ConvertQONNXtoFINN())
     model = model.transform(RemoveStaticGraphInputs())
     return tidy(model.transform(InsertInputScaling()))
@@ -90,8 +98,6 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 
 def step_streamline(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """Absorb every scale, bias and BatchNorm into thresholds (exact, one pass)."""
-    from .transforms.affine import AffineStreamline
-
     return tidy(model.transform(AffineStreamline("NCHW")))
 
 
@@ -99,14 +105,6 @@ def step_lower(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """NCHW → NHWC with convs as Im2Col + MatMul, bipolar MatMuls → XNOR-popcount, re-streamline
     the popcount correction, round thresholds to the integer input grid."""
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-
-    from .transforms.affine import AffineStreamline
-    from .transforms.graph_io import RemoveIdentityThresholds
-    from .transforms.layout import (
-        BinaryIm2ColPadValue,
-        BipolarMatMulToXnorPopcount,
-        ToChannelsLast,
-    )
 
     model = tidy(model.transform(ToChannelsLast()))
     model = model.transform(BipolarMatMulToXnorPopcount())
@@ -137,8 +135,7 @@ def step_convert_to_hw(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     from finn.transformation.fpgadataflow.convert_to_hw import thresholding
     from finn.transformation.fpgadataflow.convert_to_hw.reshape import InferReshape
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
-
-    from .transforms.graph_io import InferGlobalSum
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
     passes = []
     if cfg.standalone_thresholds:
@@ -155,14 +152,10 @@ def step_convert_to_hw(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
         ew.InferElementwiseBinaryOperation(integer_operands),
         dup.InferDuplicateStreamsLayer(),
     ]
-    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-
     for t in passes:
         model = model.transform(t).transform(InferDataLayouts())
     model = tidy(model).transform(InferReshape())
     if cfg.split_mvau_thresholds:
-        from .transforms.split_thresholds import SplitMVAUThresholds
-
         model = model.transform(SplitMVAUThresholds("rtl", cfg.board_info.part))
     return model.transform(RoundAndClipThresholds())
 
@@ -173,28 +166,28 @@ HOST_OPS = {"Transpose", "Mul", "Add", "TopK", "Reshape"}
 
 def step_create_dataflow_partition(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """Put all HW layers in one StreamingDataflowPartition and continue with it. Fails (naming
-    every node) if a compute op stayed outside; the parent graph is saved for the driver."""
+    every node) if a compute op stayed outside; the parent graph (host-side scaling) and the
+    partition's HW-layer graph are saved for the driver."""
     from finn.transformation.fpgadataflow.create_dataflow_partition import (
         CreateDataflowPartition,
     )
     from qonnx.custom_op.registry import getCustomOp
 
-    from .finn_env import prepare_finn
-
-    prepare_finn(cfg.out_dir / "finn_tmp")
+    prepare_finn(cfg.out_dir / FINN_TMP)
     outside = [n for n in model.graph.node
-               if n.domain != "finn.custom_op.fpgadataflow" and not _host_op(model, n)]
+               if n.domain != HW_DOMAIN and not _host_op(model, n)]
     if outside:
         lines = [f"  {n.name} ({n.op_type}): {_why_not_hw(model, n)}" for n in outside]
         raise PartitionError("these nodes could not be mapped to HW layers and would run on "
                              "the CPU:\n" + "\n".join(lines))
     parent = model.transform(CreateDataflowPartition(
-        partition_model_dir=str(cfg.out_dir / "dataflow_partition")))
+        partition_model_dir=str(cfg.out_dir / PARTITION_DIR)))
     sdps = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     if len(sdps) != 1:
         raise PartitionError(f"expected one dataflow partition, got {len(sdps)}")
-    parent.save(str(cfg.out_dir / "dataflow_parent.onnx"))
+    parent.save(str(cfg.out_dir / DATAFLOW_PARENT))
     child = ModelWrapper(getCustomOp(sdps[0]).get_nodeattr("model"))
+    child.save(str(cfg.out_dir / DATAFLOW_PARTITION))  # the driver emulator's HW-layer graph
     return child
 
 

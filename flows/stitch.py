@@ -3,11 +3,13 @@
 
 FINN+ stitches the layers in Vivado's IP integrator and simulates the result with xsim. Here
 the same stitching is generated as plain SystemVerilog: every layer of the code-generated
-partition (``*_hw_codegen.onnx``: layers, FIFOs and width converters) is instantiated by its
-top module and connected by AXI streams named after the graph's tensors. The design is then run
-by the AXI-stream testbench of :mod:`flows.rtlsim` on several frames back to back:
+partition (the model after the ``hw_codegen`` step: layers, FIFOs and width converters) is
+instantiated by its top module and connected by AXI streams named after the graph's tensors.
+The design is then run by the AXI-stream testbench of :mod:`flows.rtlsim` on several frames
+back to back:
 
-* the output must equal the HW-layer python graph (``dataflow_partition.onnx``) bit for bit;
+* the output must equal the HW-layer python graph (``flows.names.DATAFLOW_PARTITION``) bit for
+  bit;
 * the cycle at which each frame's last output word leaves gives the latency (first frame) and
   the steady-state interval between frames, compared with FINN's analytical estimate.
 
@@ -15,10 +17,13 @@ FINN's ``MVAU_rtl`` takes its weights on a second stream that FINN's IPI feeds f
 here the testbench replays the same weight words (as FINN's own per-layer rtlsim does). Every
 other layer is RTL as generated, including the project's XNOR MVAU and max-pool units. A
 partition that still holds HLS layers cannot be simulated; :func:`non_rtl_layers` names them.
+The same design with unbounded FIFOs sizes the FIFOs (:func:`size_fifos`, the flow's
+``fifo_sizing: rtlsim``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +34,11 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from bnn_brevitas.errors import ToolkitError
+from flows.divergence import execute_full
+from flows.finn_env import load_model, prepare_finn
+from flows.names import DATAFLOW_PARTITION, FINN_TMP, REPORT_DIR
+from flows.rtlsim import LayerSim, simulate_group, trace_stream
+from flows.rtlsim_layers import instance_params, weight_stream
 
 log = logging.getLogger(__name__)
 TOP = "accel_top"
@@ -62,8 +72,6 @@ def stitch(model: ModelWrapper, gauge: bool = False) -> Stitched:
     With ``gauge`` every FIFO's ``maxcount`` (its peak fill) is a top-level output ``mc<k>``:
     simulated with ``FINN_SIMULATION`` defined, FINN's FIFO wrapper becomes its unbounded
     ``fifo_gauge``, as in FINN's own FIFO sizing."""
-    from flows.rtlsim import instance_params, weight_stream
-
     missing = non_rtl_layers(model)
     if missing:
         raise ToolkitError(f"{len(missing)} layer(s) have no RTL, so the accelerator cannot be "
@@ -129,9 +137,6 @@ def _stimuli(final: ModelWrapper, hw: ModelWrapper | None, st: Stitched, xs: lis
     without ``hw`` the frames are fed as they are and nothing is expected (zeros)."""
     from finn.util.data_packing import npy_to_rtlsim_input
 
-    from flows.divergence import execute_full
-    from flows.rtlsim import _trace
-
     words, expected = [], []
     g_in, g_out = final.graph.input[0].name, final.graph.output[0].name
     for xi in xs:
@@ -142,10 +147,11 @@ def _stimuli(final: ModelWrapper, hw: ModelWrapper | None, st: Stitched, xs: lis
             expected.append(np.zeros(st.last.get_folded_output_shape(0), dtype=np.float32))
             continue
         ctx = execute_full(hw, xi)
-        src, dst = _trace(final, g_in, ctx, upstream=False), _trace(final, g_out, ctx, True)
+        src = trace_stream(final, g_in, ctx, upstream=False)
+        dst = trace_stream(final, g_out, ctx, upstream=True)
         if src is None or dst is None:
             raise ToolkitError("the partition's input/output has no counterpart in "
-                               "dataflow_partition.onnx; rebuild the flow")
+                               f"{DATAFLOW_PARTITION}; rebuild the flow")
         fi = st.first
         words += npy_to_rtlsim_input(ctx[src].reshape(fi.get_folded_input_shape(0)),
                                      fi.get_input_datatype(0), fi.get_instream_width(0))
@@ -158,8 +164,6 @@ def run_stitched(final: ModelWrapper, hw: ModelWrapper, xs: list[np.ndarray], wo
     """Simulate the code-generated partition ``final`` on the frames ``xs`` against the
     HW-layer graph ``hw``: result, per-frame completion cycles and Verilator times; with
     ``gauge`` also every FIFO's peak fill (``fifo_maxcount``) with unbounded FIFOs."""
-    from flows.rtlsim import LayerSim, simulate_group
-
     st = stitch(final, gauge)
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -187,21 +191,18 @@ def run_stitched(final: ModelWrapper, hw: ModelWrapper, xs: list[np.ndarray], wo
                if gauge else {})}, st
 
 
-def simulate_accelerator(build: Path, x: np.ndarray, frames: int = 4) -> dict:
-    """Stitch, build and run the whole accelerator of ``build`` on ``frames`` images of ``x``
-    (NCHW, cycled); return the comparison, cycle counts against FINN's estimate and the tool
-    times (also written to ``report/accel_rtlsim.json``)."""
-    import json
-
-    from flows.finn_env import load_model, prepare_finn
-
+def simulate_accelerator(build: Path, codegen: Path, hw_graph: Path, x: np.ndarray,
+                         frames: int = 4) -> dict:
+    """Stitch, build and run the code-generated partition ``codegen`` of ``build`` on
+    ``frames`` images of ``x`` (NCHW, cycled) against the HW-layer graph ``hw_graph``
+    (``flows.names.DATAFLOW_PARTITION``); return the comparison, cycle counts against FINN's
+    estimate and the tool times (also written to ``report/accel_rtlsim.json``)."""
     t0 = time.perf_counter()
-    prepare_finn(build / "finn_tmp")
-    codegen = sorted((build / "intermediate").glob("*_hw_codegen.onnx"))
-    if not codegen or not (build / "dataflow_partition.onnx").is_file():
+    prepare_finn(build / FINN_TMP)
+    if not codegen.is_file() or not hw_graph.is_file():
         raise ToolkitError(f"{build}: no generated RTL (run the flow through make_driver_meta)")
-    final, hw = load_model(codegen[-1]), load_model(build / "dataflow_partition.onnx")
-    est_path = build / "report" / "estimate.json"
+    final, hw = load_model(codegen), load_model(hw_graph)
+    est_path = build / REPORT_DIR / "estimate.json"
     est = json.loads(est_path.read_text()) if est_path.is_file() else {}
     limit = 4 * (est.get("critical_path_cycles", 0) + frames * est.get("max_cycles", 0))
     xs = [x[f % len(x):f % len(x) + 1].transpose(0, 2, 3, 1).astype(np.float32)  # NHWC
@@ -214,8 +215,8 @@ def simulate_accelerator(build: Path, x: np.ndarray, frames: int = 4) -> dict:
     if result["interval_cycles"] and result["clock_mhz"]:
         result["fps_at_clock"] = result["clock_mhz"] * 1e6 / result["interval_cycles"]
         result["interval_vs_estimate"] = result["interval_cycles"] / est["max_cycles"]
-    (build / "report").mkdir(exist_ok=True)
-    (build / "report" / "accel_rtlsim.json").write_text(json.dumps(result, indent=2))
+    (build / REPORT_DIR).mkdir(exist_ok=True)
+    (build / REPORT_DIR / "accel_rtlsim.json").write_text(json.dumps(result, indent=2))
     return result
 
 

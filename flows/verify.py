@@ -14,7 +14,7 @@ convert_to_hw,      with the output scaling (a, b) of the streamlined graph, whi
 partition           within ¼ of an integer), top-1, and every integer tensor against its
                     datatype annotation
 rtlsim              every RTL layer simulated with Verilator on its exact packed input stream
-                    (``flows/rtlsim.py``)
+                    (``flows/rtlsim_layers.py``)
 accel_rtlsim        the whole accelerator stitched into one Verilator design, 4 frames back to
                     back: output bit-exact, cycles per frame and latency vs FINN's estimate
                     (``flows/stitch.py``; skipped, naming them, while any layer is HLS)
@@ -32,22 +32,45 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import runpy
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from brevitas.nn import QuantLinear
+from qonnx.core.modelwrapper import ModelWrapper
 
+from bnn_brevitas.checkpoint import load_model as load_torch_model
 from bnn_brevitas.errors import ToolkitError
-from bnn_brevitas.utils import setup_logging
+from bnn_brevitas.export import brevitas_integer_probe
+from bnn_brevitas.train.data import FASHION_MNIST_DIR, read_idx
+from bnn_brevitas.utils import module_logger, setup_logging
+from flows.config import FlowConfig
+from flows.divergence import annotation_violations, execute_full, first_divergence
+from flows.finn_env import load_model
+from flows.names import (
+    BREVITAS_MODEL,
+    DATAFLOW_PARENT,
+    DATAFLOW_PARTITION,
+    FLOW_CONFIG,
+    QONNX_EXPORT,
+    REPORT_DIR,
+)
+from flows.pipeline import intermediate_path, run_flow
 from flows.results import StageResult
+from flows.rtlsim_layers import verify_rtl_layers
+from flows.steps import GRAPH_STEPS
+from flows.stitch import non_rtl_layers, simulate_accelerator
+from flows.tools import find_verilator, find_xilinx_tools
 
-log = logging.getLogger("flows.verify")
+log = module_logger(__spec__, __name__)
 
-GRAPH_STAGES = ("tidy", "qonnx_to_finn", "streamline", "lower", "convert_to_hw",
-                "create_dataflow_partition")
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
+#: the graph stages: every graph step of the flow, in the flow's order
+GRAPH_STAGES = tuple(GRAPH_STEPS)
 
 
 @dataclass
@@ -67,11 +90,10 @@ class VerifyReport:
 def load_samples(shape: tuple[int, ...], n: int, seed: int = 0
                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(uint8 images N×C×H×W as float32, labels or None, description)."""
-    if tuple(shape) == (1, 28, 28) and (FMNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        from bnn_brevitas.train.data import read_idx
-
-        x = read_idx(FMNIST / "t10k-images-idx3-ubyte.gz")[:n].astype(np.float32)
-        y = read_idx(FMNIST / "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64)
+    images = FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz"
+    if tuple(shape) == (1, 28, 28) and images.is_file():
+        x = read_idx(images)[:n].astype(np.float32)
+        y = read_idx(FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64)
         return x[:, None], y, f"first {n} Fashion-MNIST test images"
     x = np.random.default_rng(seed).integers(0, 256, size=(n, *shape)).astype(np.float32)
     return x, None, f"{n} seeded random images (seed {seed})"
@@ -79,11 +101,6 @@ def load_samples(shape: tuple[int, ...], n: int, seed: int = 0
 
 def brevitas_reference(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(float logits, exact integer logits of the last FC or None) of the eval-mode model."""
-    import torch
-    from brevitas.nn import QuantLinear
-
-    from bnn_brevitas.export import brevitas_integer_probe
-
     fcs = [m for m in model.modules() if isinstance(m, QuantLinear)]
     y, codes = brevitas_integer_probe(model.eval(), torch.from_numpy(x / 255.0).float())
     fc = fcs[-1] if fcs else None
@@ -127,11 +144,6 @@ UNCHECKED_ANNOTATIONS = ("qonnx", "tidy", "qonnx_to_finn")
 def run_stage(path: Path, x: np.ndarray, pixel_input: bool, check_annotations: bool = True
               ) -> tuple[np.ndarray, list[dict]]:
     """(logits, integer tensors that violate their datatype annotation)."""
-    from flows.divergence import annotation_violations, execute_full
-    from flows.finn_env import load_model
-
-    import warnings
-
     # qonnx warns for every FINN MultiThreshold whose annotation holds only after the Add that
     # follows it (FINN's convention before streamlining); the annotation check below is ours
     warnings.filterwarnings("ignore", message="The values of tensor")
@@ -155,12 +167,8 @@ def canonical_integers(y: np.ndarray, a: float, b: float) -> np.ndarray | None:
 
 def _load_torch_model(build: Path):
     """The Brevitas model the build was made from (checkpoint or the saved fresh weights)."""
-    from bnn_brevitas.checkpoint import load_model
-
-    for candidate in (build / "model.pt",):
-        if candidate.is_file():
-            return load_model(candidate)
-    return None
+    path = build / BREVITAS_MODEL
+    return load_torch_model(path) if path.is_file() else None
 
 
 def _compare(res: StageResult, y, q, prev_y, q_ref, labels, int_exact_expected: bool) -> None:
@@ -182,15 +190,8 @@ def _compare(res: StageResult, y, q, prev_y, q_ref, labels, int_exact_expected: 
 def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed: int = 0,
            bundle: Path | None = None) -> VerifyReport:
     """Verify the build in ``build`` (see the module docstring)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from flows.divergence import first_divergence
-    from flows.finn_env import load_model
-    from flows.pipeline import intermediate_path
-    from flows.config import FlowConfig
-
-    cfg = FlowConfig.load(build / "flow_config.yaml", output_dir=build)
-    qonnx_path = build / "model.qonnx.onnx"
+    cfg = FlowConfig.load(build / FLOW_CONFIG, output_dir=build)
+    qonnx_path = build / QONNX_EXPORT
     qm = ModelWrapper(str(qonnx_path))
     shape = tuple(qm.get_tensor_shape(qm.graph.input[0].name)[1:])
     x, labels, desc = load_samples(shape, samples, seed)
@@ -213,9 +214,11 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
     report.stages.append(_logged(res))
 
     scaling = _canonical_scaling(intermediate_path(cfg, "streamline"))
+    paths = {s: intermediate_path(cfg, s) for s in GRAPH_STAGES}
+    # the partition stage runs the parent graph: the partition with its host-side ops
+    paths["create_dataflow_partition"] = build / DATAFLOW_PARENT
     candidates = [("qonnx", qonnx_path, False)] + [
-        (s, intermediate_path(cfg, s), s != "tidy") for s in GRAPH_STAGES]
-    candidates[-1] = ("create_dataflow_partition", build / "dataflow_parent.onnx", True)
+        (s, paths[s], s != "tidy") for s in GRAPH_STAGES]
     for name, path, pixel in candidates:
         if want is not None and name not in want:
             continue
@@ -247,7 +250,8 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
             break
         prev = (name, path, y, pixel)
     if report.ok:
-        report.stages += [_logged(r) for r in _tool_stages(build, x, bundle, want)]
+        report.stages += [_logged(r) for r in _tool_stages(
+            build, x, bundle, want, intermediate_path(cfg, "hw_codegen"))]
     return report
 
 
@@ -261,8 +265,6 @@ def _logged(res: StageResult) -> StageResult:
 
 def _canonical_scaling(streamlined: Path) -> tuple[float, float] | None:
     """(a, b) of y = a · q + b at the output of the streamlined graph (integer q)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
     if not streamlined.is_file():
         return None
     model = ModelWrapper(str(streamlined))
@@ -278,16 +280,16 @@ def _first_bad_sample(y, q, prev_y, q_ref) -> int:
     return int(bad[0]) if len(bad) else 0
 
 
-def _tool_stages(build: Path, x: np.ndarray, bundle: Path | None, want) -> list[StageResult]:
-    """RTL simulation with Verilator, FINN's cppsim/rtlsim, and the board."""
-    from flows import rtlsim
-    from flows.tools import find_xilinx_tools
-
+def _tool_stages(build: Path, x: np.ndarray, bundle: Path | None, want,
+                 codegen: Path) -> list[StageResult]:
+    """RTL simulation with Verilator, FINN's cppsim/rtlsim, and the board; ``codegen``: the
+    model after the ``hw_codegen`` step."""
+    hw_graph = build / DATAFLOW_PARTITION
     out = []
     if want is None or "rtlsim" in want:
-        out.append(rtlsim.verify_rtl_layers(build, x))
+        out.append(verify_rtl_layers(build, codegen, hw_graph, x))
     if want is None or "accel_rtlsim" in want:
-        out.append(_accel_stage(build, x))
+        out.append(_accel_stage(build, codegen, hw_graph, x))
     tools = find_xilinx_tools()
     for stage, tool in (("cppsim", "vitis_hls"), ("stitched_rtlsim", "vivado")):
         if want is not None and stage not in want:
@@ -301,24 +303,22 @@ def _tool_stages(build: Path, x: np.ndarray, bundle: Path | None, want) -> list[
     return out
 
 
-def _accel_stage(build: Path, x: np.ndarray, frames: int = 4) -> StageResult:
-    """The whole accelerator as one Verilator design (``flows/stitch.py``), ``frames`` frames
-    back to back: bit-exact output and cycles per frame against FINN's estimate."""
-    from flows.finn_env import load_model
-    from flows.stitch import non_rtl_layers, simulate_accelerator
-    from flows.tools import find_verilator
-
-    codegen = sorted((build / "intermediate").glob("*_hw_codegen.onnx"))
-    if find_verilator() is None or not codegen:
-        return StageResult("accel_rtlsim", "skipped", note="Verilator not found" if codegen
+def _accel_stage(build: Path, codegen: Path, hw_graph: Path, x: np.ndarray,
+                 frames: int = 4) -> StageResult:
+    """The whole accelerator (``codegen``, against the HW-layer graph ``hw_graph``) as one
+    Verilator design (``flows/stitch.py``), ``frames`` frames back to back: bit-exact output
+    and cycles per frame against FINN's estimate."""
+    built = codegen.is_file()
+    if find_verilator() is None or not built:
+        return StageResult("accel_rtlsim", "skipped", note="Verilator not found" if built
                            else "no generated RTL in the build")
-    hls = non_rtl_layers(load_model(codegen[-1]))
+    hls = non_rtl_layers(load_model(codegen))
     if hls:
         kinds = sorted({h.split("(")[1].rstrip(")") for h in hls})
         return StageResult("accel_rtlsim", "skipped", note=f"{len(hls)} layer(s) have no RTL "
                            f"({', '.join(kinds)})")
     t0 = time.perf_counter()
-    r = simulate_accelerator(build, x, frames)
+    r = simulate_accelerator(build, codegen, hw_graph, x, frames)
     ok = r["result"] == "exact"
     note = (f"{r['layers']} layers, {r['frames']} frames: {r['result']}; "
             f"{r['interval_cycles']:.0f} cycles/frame (FINN estimate {r['estimate_interval_cycles']}"
@@ -366,13 +366,14 @@ def write_report(report: VerifyReport, path: Path) -> None:
 
 
 def latest_build(root: Path = Path("build")) -> Path | None:
-    configs = sorted(root.glob("*/flow_config.yaml"), key=lambda p: p.stat().st_mtime)
+    """The most recently configured build directory under ``root``, or None."""
+    configs = sorted(root.glob(f"*/{FLOW_CONFIG}"), key=lambda p: p.stat().st_mtime)
     return configs[-1].parent if configs else None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python flows/verify.py", description=__doc__,
+        prog="python -m flows.verify", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", type=Path, help="a build directory (default: the latest under "
                     "build/, or a fresh build of the default model if there is none)")
@@ -397,20 +398,17 @@ def main(argv: list[str] | None = None) -> int:
     except ToolkitError as e:
         log.error("%s", e)
         return 2
-    path = args.report or build / "report" / "verify"
+    path = args.report or build / REPORT_DIR / "verify"
     write_report(report, path)
     print(markdown(report))  # noqa: T201 (CLI output)
     log.info("report: %s.{json,md}", path)
     return 0 if report.ok else 1
 
 
-def _resolve_build(args) -> Path:
-    from flows.config import FlowConfig
-    from flows.pipeline import run_flow
-
+def _resolve_build(args: argparse.Namespace) -> Path:
     if args.build is not None:
-        if not (args.build / "flow_config.yaml").is_file():
-            raise ToolkitError(f"{args.build} is not a build directory (no flow_config.yaml)")
+        if not (args.build / FLOW_CONFIG).is_file():
+            raise ToolkitError(f"{args.build} is not a build directory (no {FLOW_CONFIG})")
         return args.build
     if not (args.model or args.checkpoint or args.onnx):
         found = latest_build()
@@ -426,4 +424,10 @@ def _resolve_build(args) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if __spec__ is None:
+        # run by path, ``python flows/verify.py`` (documented since the first release): run
+        # the module by its name instead, with the repository, not flows/, on sys.path
+        sys.path[0] = str(Path(__file__).resolve().parents[1])
+        runpy.run_module("flows.verify", run_name="__main__", alter_sys=True)
+    else:
+        sys.exit(main())

@@ -22,9 +22,19 @@ import shutil
 import sys
 from pathlib import Path
 
-from bnn_brevitas.errors import MissingToolError, ToolkitError
-from bnn_brevitas.utils import setup_logging
+from bnn_brevitas.errors import InternalError, MissingToolError, ToolkitError
+from bnn_brevitas.utils import module_logger, setup_logging
 from flows.config import FlowConfig
+from flows.finn_env import import_builder, load_model, prepare_finn
+from flows.names import (
+    ACCEL_META,
+    DATAFLOW_PARTITION,
+    FINN_TMP,
+    FOLDING,
+    GOLDEN_DIR,
+    INTERMEDIATE_DIR,
+    REPORT_DIR,
+)
 from flows.pipeline import (
     add_common_args,
     config_from_args,
@@ -34,7 +44,7 @@ from flows.pipeline import (
 )
 from flows.tools import require_xilinx_tools
 
-log = logging.getLogger("hw.bitstream")
+log = module_logger(__spec__, __name__)
 
 #: FINN builder steps run with the Xilinx tools, in order
 VIVADO_STEPS = ("step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile")
@@ -49,12 +59,19 @@ def finn_build_config(cfg: FlowConfig):
         ShellFlowType,
     )
 
+    from finn.util.basic import pynq_native_port_width, pynq_part_map
+
     board = cfg.board_info
+    # FINN looks the board up in its own tables; they must describe the board of our registry
+    theirs = (pynq_part_map.get(board.finn_name), pynq_native_port_width.get(board.finn_name))
+    if theirs != (board.part, board.axi_port_width):
+        raise InternalError(f"board {board.name}: the registry says part {board.part}, AXI port "
+                            f"{board.axi_port_width} bits; the installed FINN says {theirs}")
     return DataflowBuildConfig(
         output_dir=str(cfg.out_dir / "vivado"),
-        synth_clk_period_ns=board.clk_ns if cfg.clk_mhz is None else 1000.0 / cfg.clk_mhz,
+        synth_clk_period_ns=cfg.clk_ns,
         board=board.finn_name,
-        shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
+        shell_flow_type=ShellFlowType(board.shell.flow),
         fpga_part=board.part,
         generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE],
         save_intermediate_models=True,
@@ -65,14 +82,14 @@ def finn_build_config(cfg: FlowConfig):
 def produced_artifacts(cfg: FlowConfig) -> list[str]:
     out = cfg.out_dir
     items = [
-        ("intermediate/", "the model after every step (ONNX)"),
-        ("report/estimate.md", "FINN estimates: cycles, resources, FPS, latency"),
-        ("report/layers.png", "per-layer cycles and resources"),
-        ("folding.json", "the folding, editable (FlowConfig.folding_file)"),
-        ("finn_tmp/", "generated RTL (SystemVerilog) and HLS C++ of every layer"),
-        ("accel_meta.json", "driver metadata (shapes, datatypes, clock)"),
-        ("golden/", "golden input/output vectors of the partition"),
-        ("dataflow_partition.onnx", "the HW-layer graph (the driver's --sim model)"),
+        (f"{INTERMEDIATE_DIR}/", "the model after every step (ONNX)"),
+        (f"{REPORT_DIR}/estimate.md", "FINN estimates: cycles, resources, FPS, latency"),
+        (f"{REPORT_DIR}/layers.png", "per-layer cycles and resources"),
+        (FOLDING, "the folding, editable (FlowConfig.folding_file)"),
+        (f"{FINN_TMP}/", "generated RTL (SystemVerilog) and HLS C++ of every layer"),
+        (ACCEL_META, "driver metadata (shapes, datatypes, clock)"),
+        (f"{GOLDEN_DIR}/", "golden input/output vectors of the partition"),
+        (DATAFLOW_PARTITION, "the HW-layer graph (the driver's --sim model)"),
     ]
     return [f"  {out / rel}  — {what}" for rel, what in items if (out / rel).exists()]
 
@@ -98,9 +115,7 @@ def build_bitstream(cfg: FlowConfig) -> Path:
 
 
 def _run_vivado_steps(cfg: FlowConfig) -> Path:  # pragma: no cover (needs Vivado)
-    from flows.finn_env import import_builder, load_model, prepare_finn
-
-    prepare_finn(cfg.out_dir / "finn_tmp")
+    prepare_finn(cfg.out_dir / FINN_TMP)
     steps = import_builder()
     bcfg = finn_build_config(cfg)
     Path(bcfg.output_dir).mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Deploy bundle: everything the board needs, in one folder and one ``.tar.gz``.
 
-``python -m hw.package --build-dir BUILD --board zcu104 -o OUTDIR`` writes ``OUTDIR/`` and
+``python -m hw.package --build-dir BUILD -o OUTDIR [--board zcu104]`` writes ``OUTDIR/`` and
 ``OUTDIR.tar.gz`` holding ``accel.bit`` + ``accel.hwh`` (when the build has them: they come
 from Vivado), ``accel_meta.json`` (file paths rewritten to the bundle layout), the golden
 vectors ``golden/input.npy`` + ``golden/output.npy``, the HW-layer ONNX when present (for
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -27,10 +26,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bnn_brevitas.errors import UnknownNameError
+from bnn_brevitas.utils import module_logger, sha256_file
+from flows.boards import get_board
 from hw.driver.errors import BundleError, DriverError
 from hw.driver.meta import META_NAME, load_meta
 
-log = logging.getLogger("hw.package")
+log = module_logger(__spec__, __name__)
 DRIVER_SRC = Path(__file__).resolve().parent / "driver"
 LAYOUT = {"bitfile": "accel.bit", "hwh": "accel.hwh", "golden_input": "golden/input.npy",
           "golden_output": "golden/output.npy", "hw_onnx": "hw_model.onnx"}
@@ -46,17 +48,11 @@ class Bundle:
     has_bitstream: bool
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _sources(build: Path, board: str) -> tuple[dict, dict[str, Path], bool]:
+def _sources(build: Path, board: str | None) -> tuple[dict, dict[str, Path], bool]:
     meta = load_meta(build)
-    if meta.board != board:
+    # the build's metadata names its board; --board, when given, only has to be the same board
+    # (in any spelling the registry accepts: zcu104, ZCU104)
+    if board is not None and get_board(board).name != get_board(meta.board).name:
         raise BundleError(f"{build / META_NAME} is for board {meta.board!r}, not {board!r}")
     found = {k: p for k in LAYOUT if (p := meta.path(k)) is not None and p.is_file()}
     for key in ("golden_input", "golden_output"):
@@ -125,14 +121,15 @@ def _populate(tmp: Path, meta: dict, found: dict[str, Path], has_bit: bool, name
     manifest = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
                 "model": meta.get("model"), "board": meta.get("board"),
                 "has_bitstream": has_bit, "source": str(build),
-                "files": {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
+                "files": {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size}
                           for f in files}}
     (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def build_bundle(build_dir: str | Path, board: str, out_dir: str | Path, *,
+def build_bundle(build_dir: str | Path, board: str | None, out_dir: str | Path, *,
                  force: bool = False) -> Bundle:
-    """Assemble the bundle for ``board`` from ``build_dir`` into ``out_dir`` (+ ``.tar.gz``)."""
+    """Assemble the bundle from ``build_dir`` into ``out_dir`` (+ ``.tar.gz``). The board is
+    the build's own (``accel_meta.json``); ``board``, when given, must name the same one."""
     build, out = Path(build_dir).resolve(), Path(out_dir).resolve()
     if not build.is_dir():
         raise BundleError(f"build folder {build} not found")
@@ -163,17 +160,18 @@ def build_bundle(build_dir: str | Path, board: str, out_dir: str | Path, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m hw.package --build-dir BUILD --board BOARD -o OUTDIR [--force]``."""
+    """CLI: ``python -m hw.package --build-dir BUILD -o OUTDIR [--board BOARD] [--force]``."""
     ap = argparse.ArgumentParser(prog="python -m hw.package", description=__doc__.split("\n")[0])
     ap.add_argument("--build-dir", required=True, type=Path, help="FINN build output folder")
-    ap.add_argument("--board", required=True, help="target board, e.g. zcu104")
+    ap.add_argument("--board", help="check that the build is for this board (default: the "
+                    "build's own board, from its accel_meta.json)")
     ap.add_argument("-o", "--out", required=True, type=Path, help="bundle folder to create")
     ap.add_argument("--force", action="store_true", help="replace an existing bundle")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         b = build_bundle(args.build_dir, args.board, args.out, force=args.force)
-    except DriverError as e:
+    except (DriverError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"bundle {b.path} ({len(b.files)} files, bitstream: {'yes' if b.has_bitstream else 'no'})")

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-FMNIST_DIR = Path(os.environ.get("BNN_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+from bnn_brevitas.train.data import FASHION_MNIST_DIR
+
+#: the test data: Debian's package unless BNN_FMNIST_DIR points elsewhere (tests only)
+FMNIST_DIR = Path(os.environ.get("BNN_FMNIST_DIR", FASHION_MNIST_DIR))
 
 
 def pytest_collection_modifyitems(config, items):

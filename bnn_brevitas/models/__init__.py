@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .. import _compat  # noqa: F401  (torch 2.13 shim for brevitas, see _compat)
 from ..errors import ConfigError, UnknownNameError
 from .bnext import BNext, BNextConfig
 from .cnv import CNVConfig, CNVNet

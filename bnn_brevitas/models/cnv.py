@@ -16,6 +16,7 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas_examples.bnn_pynq.models.CNV import CNV
 from torch import Tensor, nn
 
+from .. import _compat  # noqa: F401  (torch 2.13 shim for brevitas, see _compat)
 from .blocks import check_input
 
 

@@ -27,19 +27,8 @@ Modules, in the order a run uses them:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .cli import main
 from .config import TrainConfig, validate
+from .runner import TrainResult, train
 
-if TYPE_CHECKING:
-    from .runner import TrainResult
-
-__all__ = ["TrainConfig", "validate", "main", "train"]
-
-
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run one training job (see ``bnn_brevitas.train.runner.train``)."""
-    from .runner import train as _train
-
-    return _train(cfg)
+__all__ = ["TrainConfig", "TrainResult", "validate", "main", "train"]

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from ..errors import ToolkitError
 from ..utils import parse_overrides, setup_logging
 from .config import FIELDS, TrainConfig, field_type, load_yaml, merge, validate
+from .runner import train
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = _value_parser(base, optional)
-            kw["metavar"] = name.upper() if not f.metadata["choices"] else None
-            if f.metadata["choices"]:
-                kw["choices"] = f.metadata["choices"]
+            fixed = f.metadata["choices"] if isinstance(f.metadata["choices"], tuple) else None
+            kw["metavar"] = None if fixed else name.upper()
+            if fixed:  # registry choices (models) are checked by validate(), with the list
+                kw["choices"] = fixed
         ap.add_argument(*flags, **kw)
     return ap
 
@@ -113,7 +115,6 @@ def _print_result(result: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    from .runner import train  # heavy imports only after the arguments parsed
 
     try:
         cfg = resolve_config(args)

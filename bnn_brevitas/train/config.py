@@ -13,41 +13,38 @@ and its valid values. The resolved config is written to ``<output_dir>/config.ya
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from ..config_fields import check_fields, check_value
+from ..config_fields import field_type as _field_type
+from ..config_fields import option as _f
 from ..errors import ConfigError, ToolkitError, UserError
+from ..models import get_spec, list_models, resolve_config
+from .data import DATASETS
 
-DATASETS = ("fashion_mnist", "mnist_idx", "cifar10", "imagefolder", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("auto", "none", "crop", "light", "randaugment")
 #: BNext reaches exact binary weights at epoch 153 of 512 (0.9^153 ≈ 1e-7)
 BNEXT_BINARIZE_AT = 153 / 512
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
-    meta = {"help": help, "choices": choices}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
-    return field(default=default, metadata=meta, **kw)
-
-
 @dataclass
 class TrainConfig:
     """One training run. Defaults = ``configs/train/default.yaml`` (the ``make train`` job)."""
 
-    model: str = _f("bnext_nano_hw", "registry model name (see bnn_brevitas.list_models())")
+    model: str = _f("bnext_nano_hw", "registry model name (see bnn_brevitas.list_models())",
+                    list_models)
     model_overrides: dict[str, Any] = _f(
         {}, "model config overrides (CLI: --set FIELD=VALUE); in_channels, img_size and "
             "num_classes follow the dataset unless set here")
     quantize: bool = _f(True, "train with every Brevitas quantizer active; --no-quantize trains "
                               "the same BNext network in float (e.g. as a KD teacher)")
-    dataset: str = _f("fashion_mnist", "dataset kind", DATASETS)
+    dataset: str = _f("fashion_mnist", "dataset kind", tuple(DATASETS))
     data_dir: str | None = _f(None, "dataset directory (default for fashion_mnist: Debian's "
                                     "/usr/share/datasets/fashion-mnist)")
     max_train_samples: int | None = _f(None, "use a seeded random subset of the training set")
@@ -93,36 +90,11 @@ class TrainConfig:
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_HINTS = typing.get_type_hints(TrainConfig)
 
 
 def field_type(name: str) -> tuple[type, bool]:
-    """(base type, optional) of a field: ``int | None`` → ``(int, True)``."""
-    hint = _HINTS[name]
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
-        (base,) = [a for a in args if a is not type(None)]
-        return base, True
-    return typing.get_origin(hint) or hint, False
-
-
-def _check_type(name: str, value: Any) -> None:
-    base, optional = field_type(name)
-    if value is None:
-        if optional:
-            return
-        raise ConfigError(f"{name}: a value is required")
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-        dict: isinstance(value, dict),
-    }[base]
-    if not ok:
-        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-                dict: "a mapping"}[base]
-        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
+    """(base type, optional) of a ``TrainConfig`` field: ``int | None`` → ``(int, True)``."""
+    return _field_type(TrainConfig, name)
 
 
 def merge(cfg: TrainConfig, values: dict[str, Any], source: str) -> TrainConfig:
@@ -132,7 +104,7 @@ def merge(cfg: TrainConfig, values: dict[str, Any], source: str) -> TrainConfig:
         raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(FIELDS)}")
     for name, value in values.items():
-        _check_type(name, value)
+        check_value(TrainConfig, name, value)
     values = {k: float(v) if field_type(k)[0] is float and v is not None else v
               for k, v in values.items()}
     if "model_overrides" in values:  # --set adds to the file's overrides
@@ -181,23 +153,7 @@ def _check_range(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name}: {rule}, got {getattr(cfg, name)!r}")
 
 
-def _check_choices(cfg: TrainConfig) -> None:
-    from ..models import list_models
-
-    for name, f in FIELDS.items():
-        choices = f.metadata.get("choices")
-        if choices and getattr(cfg, name) not in choices:
-            raise ConfigError(f"{name}: invalid value {getattr(cfg, name)!r}; "
-                              f"valid: {', '.join(choices)}")
-    if cfg.model not in list_models():
-        raise ConfigError(f"model: unknown model {cfg.model!r}; valid: {', '.join(list_models())}")
-
-
 def _check_environment(cfg: TrainConfig) -> None:
-    import torch
-
-    from ..models import get_spec, resolve_config
-
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
         raise ConfigError("device: 'cuda' requested but torch sees no CUDA device; "
@@ -216,9 +172,7 @@ def _check_environment(cfg: TrainConfig) -> None:
 
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every field; raise ``ConfigError`` naming the field and its valid values."""
-    for name in FIELDS:
-        _check_type(name, getattr(cfg, name))
-    _check_choices(cfg)
+    check_fields(cfg)  # types, and choices (the model and dataset registries among them)
     _check_range(cfg)
     try:
         _check_environment(cfg)

@@ -26,6 +26,7 @@ import gzip
 import logging
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import UserError
+from ..errors import UnknownNameError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -269,40 +270,85 @@ def _subset(ds: ArrayDataset | FolderDataset, n: int | None, seed: int
     return ds.subset(torch.randperm(len(ds), generator=g)[:n].sort().values)
 
 
+def _need_dir(data_dir: str | None, name: str, what: str) -> str:
+    if data_dir is None:
+        raise UserError(f"{name} needs --data-dir DIR ({what})")
+    return data_dir
+
+
+def _array_bundle(name: str, train: ArrayDataset, test: ArrayDataset, source: str,
+                  req: DataRequest) -> DataBundle:
+    """A bundle of in-memory square images; the class count is read off the labels."""
+    c, h, w = train.images.shape[1:]
+    if h != w:
+        raise UserError(f"{name}: images are {h}×{w}; only square images are supported")
+    n_cls = int(max(train.labels.max(), test.labels.max())) + 1
+    return DataBundle(name, _subset(train, req.max_train, req.seed),
+                      _subset(test, req.max_test, req.seed), c, h, n_cls, source)
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What a dataset loader is asked for: where the data is and what the model takes."""
+
+    data_dir: str | None
+    model_shape: tuple[int, int, int]
+    model_classes: int
+    max_train: int | None = None
+    max_test: int | None = None
+    seed: int = 0
+
+
+def _fashion_mnist(req: DataRequest) -> DataBundle:
+    root = Path(req.data_dir) if req.data_dir else FASHION_MNIST_DIR
+    if req.data_dir is None and _find_idx(root, "t10k", "labels") is None:
+        raise UserError(f"Fashion-MNIST not found in {root}: {MISSING_FASHION_MNIST}")
+    return _array_bundle("fashion_mnist", *load_idx_dir(root, "Fashion-MNIST"), str(root), req)
+
+
+def _mnist_idx(req: DataRequest) -> DataBundle:
+    root = _need_dir(req.data_dir, "mnist_idx", "the four MNIST-style IDX files")
+    return _array_bundle("mnist_idx", *load_idx_dir(root), root, req)
+
+
+def _cifar10(req: DataRequest) -> DataBundle:
+    root = _need_dir(req.data_dir, "cifar10", "the python-pickle CIFAR-10 directory")
+    return _array_bundle("cifar10", *load_cifar10(root), root, req)
+
+
+def _imagefolder(req: DataRequest) -> DataBundle:
+    root = _need_dir(req.data_dir, "imagefolder", "train/ and val/ subdirectories")
+    train, test, n_cls = load_imagefolder(root, req.model_shape[1])
+    return DataBundle("imagefolder", _subset(train, req.max_train, req.seed),
+                      _subset(test, req.max_test, req.seed), 3, None, n_cls, str(root))
+
+
+def _synthetic(req: DataRequest) -> DataBundle:
+    shape, n = req.model_shape, req.model_classes
+    train, test = synthetic_data(shape, n, req.max_train or 512, req.max_test or 128, req.seed)
+    return DataBundle("synthetic", train, test, shape[0], shape[1], n, "synthetic")
+
+
+#: the dataset registry: ``TrainConfig.dataset`` → loader (the module docstring's table)
+DATASETS: dict[str, Callable[[DataRequest], DataBundle]] = {
+    "fashion_mnist": _fashion_mnist,
+    "mnist_idx": _mnist_idx,
+    "cifar10": _cifar10,
+    "imagefolder": _imagefolder,
+    "synthetic": _synthetic,
+}
+
+
+def list_datasets() -> list[str]:
+    return list(DATASETS)
+
+
 def load_data(dataset: str, data_dir: str | None, model_shape: tuple[int, int, int],
               model_classes: int, *, max_train: int | None = None, max_test: int | None = None,
               seed: int = 0) -> DataBundle:
     """Load ``dataset`` (see the module docstring); ``model_shape``/``model_classes`` are used
     only where the data takes its shape from the model (synthetic, imagefolder's size)."""
-    if dataset == "fashion_mnist":
-        root = Path(data_dir) if data_dir else FASHION_MNIST_DIR
-        if data_dir is None and _find_idx(root, "t10k", "labels") is None:
-            raise UserError(f"Fashion-MNIST not found in {root}: {MISSING_FASHION_MNIST}")
-        train, test = load_idx_dir(root, "Fashion-MNIST")
-    elif dataset == "mnist_idx":
-        if data_dir is None:
-            raise UserError("mnist_idx needs --data-dir DIR with the four MNIST-style IDX files")
-        train, test = load_idx_dir(data_dir)
-    elif dataset == "cifar10":
-        if data_dir is None:
-            raise UserError("cifar10 needs --data-dir DIR (the python-pickle CIFAR-10 directory)")
-        train, test = load_cifar10(data_dir)
-    elif dataset == "imagefolder":
-        if data_dir is None:
-            raise UserError("imagefolder needs --data-dir DIR with train/ and val/ subdirectories")
-        train, test, n_cls = load_imagefolder(data_dir, model_shape[1])
-        return DataBundle(dataset, _subset(train, max_train, seed), _subset(test, max_test, seed),
-                          3, None, n_cls, str(data_dir))
-    elif dataset == "synthetic":
-        train, test = synthetic_data(model_shape, model_classes, max_train or 512,
-                                     max_test or 128, seed)
-        return DataBundle(dataset, train, test, model_shape[0], model_shape[1], model_classes,
-                          "synthetic")
-    else:
-        raise UserError(f"unknown dataset {dataset!r}")
-    c, h, w = train.images.shape[1:]
-    if h != w:
-        raise UserError(f"{dataset}: images are {h}×{w}; only square images are supported")
-    n_cls = int(max(train.labels.max(), test.labels.max())) + 1
-    return DataBundle(dataset, _subset(train, max_train, seed), _subset(test, max_test, seed),
-                      c, h, n_cls, str(data_dir or FASHION_MNIST_DIR))
+    if dataset not in DATASETS:
+        raise UnknownNameError("dataset", dataset, DATASETS)
+    return DATASETS[dataset](DataRequest(data_dir, tuple(model_shape), model_classes,
+                                         max_train, max_test, seed))

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..checkpoint import config_dict
+from ..export import export_checked
 from ..metrics import count_costs
 from ..models import get_spec
 from ..utils import sha256_file
 from . import report
 from .augment import resolve_augment
+from .data import DataBundle
 from .distill import CHECKPOINT_NAME
-
-if TYPE_CHECKING:
-    from .data import DataBundle
-    from .loop import TrainSession
+from .loop import TrainSession
 
 log = logging.getLogger(__name__)
 
 
 def _export(s: TrainSession, test_acc: float | None) -> dict[str, Any] | None:
-    from ..export import export_checked
 
     if not s.cfg.export:
         return None

@@ -32,7 +32,8 @@ from .recipe import binarization_temperature, clip_gradients
 from .state import StopFlag
 
 
-def _zero_sums() -> dict[str, float]:
+def zero_sums() -> dict[str, float]:
+    """The running sums of an epoch, all zero (a fresh epoch, or a fresh run)."""
     return {"loss_sum": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
 
 
@@ -59,7 +60,7 @@ class TrainSession:
     step_in_epoch: int = 0
     global_step: int = 0
     best_acc: float = 0.0
-    partial: dict[str, float] = field(default_factory=_zero_sums)
+    partial: dict[str, float] = field(default_factory=zero_sums)
     history: list[dict[str, Any]] = field(default_factory=list)
     tau: float = 1.0
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import read_checkpoint, save_checkpoint
 from ..errors import ConfigError
 from ..models import create_model, resolve_config
 from . import loaders, report
@@ -31,9 +31,15 @@ from .data import DataBundle, load_data
 from .dist import DistContext, init_distributed, resolve_device
 from .distill import CHECKPOINT_NAME, checkpoint_path, disable_quantization, load_teacher
 from .finish import finish_run
-from .loop import TrainSession, _zero_sums, epoch_train_metrics, evaluate, train_epoch
+from .loop import TrainSession, epoch_train_metrics, evaluate, train_epoch, zero_sums
 from .recipe import build_optimizer, build_scheduler
-from .state import load_quant_stats_state, load_weights, quant_stats_state, rng_state, set_rng_state
+from .state import (
+    load_quant_stats_state,
+    load_weights,
+    quant_stats_state,
+    rng_state,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +177,6 @@ def save_state(s: TrainSession, data: DataBundle, test_acc: float | None) -> Non
 
 def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint written by ``save_state`` (``ConfigError`` if it has no training state)."""
-    from ..checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(checkpoint_path(path))
     if "train_state" not in ckpt.get("extra", {}):
@@ -215,7 +220,7 @@ def run_epochs(s: TrainSession, data: DataBundle) -> bool:
         record = _epoch_record(s, test_loss, test_acc)
         s.history.append(record)
         s.best_acc = max(s.best_acc, test_acc)
-        s.epoch, s.step_in_epoch, s.partial = s.epoch + 1, 0, _zero_sums()
+        s.epoch, s.step_in_epoch, s.partial = s.epoch + 1, 0, zero_sums()
         save_state(s, data, test_acc)
         if s.ctx.is_main:
             report.append_metrics(metrics, record)

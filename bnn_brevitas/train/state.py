@@ -29,6 +29,8 @@ import torch
 from brevitas.core.scaling.standalone import ParameterFromRuntimeStatsScaling
 from torch import nn
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -68,7 +70,6 @@ def load_quant_stats_state(model: nn.Module, state: dict[str, dict[str, Any]]) -
 def load_weights(model: nn.Module, state_dict: dict[str, Any], quantize: bool = True) -> None:
     """``load_state_dict``; a ``--no-quantize`` run never calls its activation quantizers, and
     Brevitas leaves the scale of a never-called quantizer out of the state dict."""
-    from ..errors import UserError
 
     if quantize:
         model.load_state_dict(state_dict)

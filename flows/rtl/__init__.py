@@ -1,20 +1,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Project-owned RTL layers for FINN dataflow graphs, and their FINN custom ops."""
+"""Project-owned RTL layers for FINN dataflow graphs, in two layers of modules.
 
-#: the ONNX domain of FINN's RTL layers; FINN's passes recognise RTL layers by it
-RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+* The units: ``unit``, ``xnor_mvau``, ``maxpool``, ``accpool``, ``elementwise``, ``streams``
+  (sources under ``hdl/``, Verilog parameters and wrappers, bit-exact numpy models). They import
+  numpy only, never FINN or qonnx, so a unit model can be used and tested on its own.
+* Their FINN custom ops, ``<unit>_op`` (a FINN HW op with an RTL backend), and
+  :func:`flows.rtl.registry.register_custom_ops`, which makes them known to qonnx's
+  ``getCustomOp`` in FINN's RTL domain (``flows.names.RTL_DOMAIN``).
 
-
-def register_custom_ops() -> None:
-    """Make the project's RTL ops known to qonnx's ``getCustomOp`` (idempotent)."""
-    from qonnx.custom_op.registry import add_op_to_domain
-
-    from .accpool_op import GlobalSumPool_rtl, WindowAvgPool_rtl
-    from .elementwise_op import RTL_OPS as ELTWISE_OPS
-    from .maxpool_op import WindowMaxPool_rtl
-    from .streams_op import Concat_rtl, DupStreams_rtl
-    from .xnor_mvau_op import XnorMVAU_rtl
-
-    for op in (XnorMVAU_rtl, WindowMaxPool_rtl, WindowAvgPool_rtl, GlobalSumPool_rtl,
-               DupStreams_rtl, Concat_rtl, *ELTWISE_OPS.values()):
-        add_op_to_domain(RTL_DOMAIN, op)
+``synth`` (Yosys resource counts of the XNOR MVAU) sits above both. This package init imports
+nothing, so importing a unit model never pulls FINN in.
+"""

@@ -14,7 +14,8 @@ accumulating pools.
   pixel, not the Im2Col order ``(K, C)`` of the Python model (:func:`accpool.stream_order`).
 
 Both are registered in FINN's RTL domain through qonnx's registry
-(:func:`flows.rtl.register_custom_ops`).
+(:func:`flows.rtl.registry.register_custom_ops`); node attributes, execution and the zero
+BRAM/URAM/DSP estimates come from :class:`flows.rtl.unit.RTLUnit`.
 """
 
 from __future__ import annotations
@@ -57,11 +58,6 @@ class GlobalSumPool_rtl(RTLUnit, GlobalAccPool, RTLBackend):  # noqa: N801 (FINN
     MODULE = ap.ACC_MODULE
     SOURCE = ap.rtl_sources(ap.ACC_MODULE)[0].name
 
-    def get_nodeattr_types(self):
-        attrs = dict(GlobalAccPool.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def check_supported(self) -> None:
         """Raise unless the node is an integer global sum over [N, H, W] pixels."""
         name, op = self.onnx_node.name, "GlobalSumPool_rtl"
@@ -87,12 +83,6 @@ class GlobalSumPool_rtl(RTLUnit, GlobalAccPool, RTLBackend):  # noqa: N801 (FINN
     def generate_hdl(self, model, fpgapart, clk):
         _generate(self, self.rtl_params())
 
-    def execute_node(self, context, graph):
-        """Python model (FINN's GlobalAccPool) unless ``exec_mode`` is rtlsim (FINN's xsim)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return GlobalAccPool.execute_node(self, context, graph)
-
     def lut_estimation(self, fpgapart=None) -> int:
         """An adder per accumulator bit, the accumulators in LUTRAM (64 words per LUT), the
         pixel/fold counters."""
@@ -104,26 +94,12 @@ class GlobalSumPool_rtl(RTLUnit, GlobalAccPool, RTLBackend):  # noqa: N801 (FINN
         return int(math.ceil(LUT_PER_ACC_BIT * p["PE"] * acc + LUT_PER_MEM_BIT * mem
                              + LUT_CONTROL + ctr))
 
-    def bram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def uram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def dsp_estimation(self, fpgapart=None) -> int:
-        return 0
-
 
 class WindowAvgPool_rtl(RTLUnit, Pool, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
     """Quantized average pooling (FINN's Pool, Function QuantAvgPool) in project RTL."""
 
     MODULE = ap.AVG_MODULE
     SOURCE = ap.rtl_sources(ap.AVG_MODULE)[0].name
-
-    def get_nodeattr_types(self):
-        attrs = dict(Pool.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
 
     def kernel_size(self) -> int:
         return int(math.prod(self.get_nodeattr("KernelSize")))
@@ -165,23 +141,8 @@ class WindowAvgPool_rtl(RTLUnit, Pool, RTLBackend):  # noqa: N801 (FINN's <Op>_r
     def generate_hdl(self, model, fpgapart, clk):
         _generate(self, self.rtl_params())
 
-    def execute_node(self, context, graph):
-        """Python model (FINN's Pool) unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return Pool.execute_node(self, context, graph)
-
     def lut_estimation(self, fpgapart=None) -> int:
         """An adder per accumulator bit of each PE lane, plus the window counter."""
         p = {k: int(v) for k, v in self.rtl_params().items()}
         return int(math.ceil(LUT_PER_ACC_BIT * p["PE"] * p["ACC_BITS"] + LUT_CONTROL
                              + max(1, math.ceil(math.log2(max(p["K"], 2))))))
-
-    def bram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def uram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def dsp_estimation(self, fpgapart=None) -> int:
-        return 0

@@ -10,7 +10,9 @@ output shape and rhs either of the output shape or a per-channel vector broadcas
 other axes (``[1, 1, 1, C]`` against ``[1, H, W, C]``: the squeeze-excitation gate).
 
 The names avoid FINN's ``Elementwise*_rtl`` so that a future FINN RTL backend cannot collide.
-The ops live in FINN's RTL domain (:func:`flows.rtl.register_custom_ops`).
+The ops live in FINN's RTL domain (:func:`flows.rtl.registry.register_custom_ops`); node
+attributes, execution and the zero BRAM/URAM estimates come from
+:class:`flows.rtl.unit.RTLUnit`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import math
 import numpy as np
 from finn.custom_op.fpgadataflow.elementwise_binary import (
     ElementwiseAdd,
-    ElementwiseBinaryOperation,
     ElementwiseMul,
     ElementwiseSub,
 )
@@ -57,11 +58,6 @@ class _EltwiseRTL(RTLUnit):
     MODULE = ew.MODULE
 
     OP_NAME = ""  # "add" | "mul" | "sub"
-
-    def get_nodeattr_types(self):
-        attrs = dict(ElementwiseBinaryOperation.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
 
     # -- shape of the RTL instance --------------------------------------------------------
     def unsupported_reason(self) -> str | None:
@@ -124,13 +120,7 @@ class _EltwiseRTL(RTLUnit):
             {"in0_V": p["IN0_WIDTH"], "in1_V": p["IN1_WIDTH"]}, {"out0_V": p["OUT_WIDTH"]},
             "flows/rtl/elementwise_op.py"))
 
-    # -- execution and estimates ----------------------------------------------------------
-    def execute_node(self, context, graph):
-        """Python model (FINN's op) unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return ElementwiseBinaryOperation.execute_node(self, context, graph)
-
+    # -- estimates ------------------------------------------------------------------------
     def lut_estimation(self, fpgapart=None) -> int:
         """Per PE an adder of OUT_BITS (a product goes to a DSP); with a broadcast rhs the
         gate buffer in LUTRAM (about one LUT per bit and 64 words) and its fold/pixel
@@ -151,12 +141,6 @@ class _EltwiseRTL(RTLUnit):
             return 0
         wide, narrow = sorted((s.lhs_bits + 1, s.rhs_bits + 1), reverse=True)
         return s.pe * math.ceil(wide / 27) * math.ceil(narrow / 18)
-
-    def bram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def uram_estimation(self, fpgapart=None) -> int:
-        return 0
 
 
 class EltwiseAdd_rtl(_EltwiseRTL, ElementwiseAdd, RTLBackend):  # noqa: N801 (FINN's naming)

@@ -6,7 +6,8 @@ Python execution) with an RTL backend that instantiates ``hdl/bnn_maxpool.sv`` i
 finn-hlslib's ``Pool_batch``. Like the HLS kernel it consumes the depthwise sliding window's
 stream, ``(C/PE, K, PE)`` per output pixel, not the Im2Col order ``(K, C)`` of the Python model
 (:func:`flows.rtl.maxpool.stream_order`). Registered in FINN's RTL domain through qonnx's
-registry (:func:`flows.rtl.register_custom_ops`).
+registry (:func:`flows.rtl.registry.register_custom_ops`); node attributes, execution and the
+zero BRAM/URAM/DSP estimates come from :class:`flows.rtl.unit.RTLUnit`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,6 @@ class WindowMaxPool_rtl(RTLUnit, Pool, RTLBackend):  # noqa: N801 (FINN's <Op>_r
     """Max pooling over a sliding window's stream in project-owned RTL."""
 
     MODULE = mp.MODULE
-
-    def get_nodeattr_types(self):
-        attrs = dict(Pool.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
 
     def check_supported(self) -> None:
         """Raise unless the node is an integer max pool that PE folds evenly."""
@@ -68,24 +64,9 @@ class WindowMaxPool_rtl(RTLUnit, Pool, RTLBackend):  # noqa: N801 (FINN's <Op>_r
             self.onnx_node.name, self.MODULE, p, {"in0_V": p["IN_WIDTH"]},
             {"out0_V": p["OUT_WIDTH"]}, "flows/rtl/maxpool_op.py"))
 
-    def execute_node(self, context, graph):
-        """Python model (FINN's Pool) unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return Pool.execute_node(self, context, graph)
-
     def lut_estimation(self, fpgapart=None) -> int:
         """A comparator and a select mux per element bit of each PE lane, plus the counter."""
         bits = self.get_input_datatype().bitwidth()
         k = int(math.prod(self.get_nodeattr("KernelSize")))
         return int(math.ceil(LUT_PER_ELEM_BIT * self.get_nodeattr("PE") * bits + LUT_CONTROL
                              + max(1, math.ceil(math.log2(max(k, 2))))))
-
-    def bram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def uram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def dsp_estimation(self, fpgapart=None) -> int:
-        return 0

@@ -10,6 +10,9 @@ parameters, wrappers with FINN's port names, and numpy models.
   BIPOLAR). :func:`concat_words` models that on packed words, bit for bit, independently of
   FINN's packing helpers; :func:`concat_reference` is the value-level model (FINN's
   ``np.concatenate``).
+
+:func:`dup_probe` wraps a fork for a single-output testbench (the Verilog text only; the
+harness that feeds the fork and join layers of a build is ``flows.rtlsim_layers``). numpy only.
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ def concat_words(words: list[list[int]], folds: list[int], in_bits: list[int],
     return out
 
 
-# -- Verilator: one-output probes of a fork, and multi-input layers ------------------------------
+# -- Verilator: one-output probes of a fork ----------------------------------------------------
 def dup_probe(name: str, inner: str, n_out: int, width: int, probe: int,
               stall: bool = True) -> str:
     """Module ``name`` (``in0_V`` → ``out0_V``): the fork ``inner`` (FINN's port names) with
@@ -224,50 +227,3 @@ module {name} (
   );
 endmodule
 """
-
-
-def stream_layer_sims(model, ctx: dict, probe_dir: Path, stall: bool = False) -> list:
-    """``flows.rtlsim.LayerSim`` s for the ``DupStreams_rtl`` and ``Concat_rtl`` nodes of a code-
-    generated graph (``ctx``: tensor values of its HW-layer graph, as for
-    :func:`flows.rtlsim.collect_layers`, which handles single-stream layers only): a join gets
-    all its input streams; a fork one probe instance per output (:func:`dup_probe`, written to
-    ``probe_dir``; ``stall``: its siblings stall). Nodes whose streams have no counterpart in
-    ``ctx`` are left out."""
-    from finn.util.data_packing import npy_to_rtlsim_input
-    from qonnx.custom_op.registry import getCustomOp
-
-    from flows.rtlsim import LayerSim, _trace
-
-    probe_dir = Path(probe_dir)
-    probe_dir.mkdir(parents=True, exist_ok=True)
-    sims = []
-    for node in model.graph.node:
-        if node.op_type not in ("DupStreams_rtl", "Concat_rtl"):
-            continue
-        inst = getCustomOp(node)
-        srcs = [_trace(model, t, ctx, upstream=True) for t in node.input]
-        dsts = [_trace(model, t, ctx, upstream=False) for t in node.output]
-        if None in srcs or None in dsts:
-            continue
-        files = [str(f) for f in inst.get_rtl_file_list(abspath=True)]
-        intf = inst.get_verilog_top_module_intf_names()
-        inputs = {}
-        for i, (port, width) in enumerate(intf["s_axis"]):
-            x = ctx[srcs[i]].reshape(inst.get_folded_input_shape(i))
-            inputs[port] = (width, npy_to_rtlsim_input(x, inst.get_input_datatype(i),
-                                                       inst.get_instream_width(i)))
-        odt, folded = inst.get_output_datatype(0), tuple(inst.get_folded_output_shape(0))
-        top = inst.get_verilog_top_module_name()
-        if node.op_type == "Concat_rtl":
-            sims.append(LayerSim(node.name, node.op_type, top, files, inputs, intf["m_axis"][0],
-                                 ctx[dsts[0]], odt, folded))
-            continue
-        width, n_out = intf["m_axis"][0][1], len(node.output)
-        for j in range(n_out):
-            name = f"{top}_probe{j}"
-            path = probe_dir / f"{name}.v"
-            path.write_text(dup_probe(name, top, n_out, width, j, stall))
-            sims.append(LayerSim(f"{node.name}:out{j}", node.op_type, name,
-                                 files + [str(path)], dict(inputs), ("out0_V", width),
-                                 ctx[dsts[j]], odt, folded))
-    return sims

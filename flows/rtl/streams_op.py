@@ -7,7 +7,9 @@ cycle model and Python execution) with an RTL backend that instantiates
 ``hdl/bnn_dup_streams.sv`` / ``hdl/bnn_concat.sv`` instead of finn-hlslib's ``StreamingDup`` /
 ``StreamingConcat``. The generated wrapper, named after the node, has FINN's port names
 (``in0_V`` → ``out0_V`` .. ``out{N-1}_V``; ``in0_V`` .. ``in{N-1}_V`` → ``out0_V``). Registered in
-FINN's RTL domain through qonnx's registry (:func:`flows.rtl.register_custom_ops`).
+FINN's RTL domain through qonnx's registry (:func:`flows.rtl.registry.register_custom_ops`);
+node attributes, execution and the zero BRAM/URAM/DSP estimates come from
+:class:`flows.rtl.unit.RTLUnit`.
 """
 
 from __future__ import annotations
@@ -30,28 +32,10 @@ LUT_CONCAT_PER_BIT = 1.0
 LUT_CONCAT_CONTROL = 8
 
 
-class _RTLFiles(RTLUnit):
-    """Resource estimates shared by the fork and the join (no memories, no DSPs)."""
-
-    def bram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def uram_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def dsp_estimation(self, fpgapart=None) -> int:
-        return 0
-
-
-class DupStreams_rtl(_RTLFiles, DuplicateStreams, RTLBackend):  # noqa: N801 (FINN naming)
+class DupStreams_rtl(RTLUnit, DuplicateStreams, RTLBackend):  # noqa: N801 (FINN naming)
     """FINN's DuplicateStreams (one stream to NumOutputStreams copies) in project-owned RTL."""
 
     MODULE = st.DUP_MODULE
-
-    def get_nodeattr_types(self):
-        attrs = dict(DuplicateStreams.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
 
     def check_supported(self) -> None:
         """Raise unless PE folds the channels evenly and there are at least 2 outputs."""
@@ -71,27 +55,16 @@ class DupStreams_rtl(_RTLFiles, DuplicateStreams, RTLBackend):  # noqa: N801 (FI
             self.onnx_node.name, self.get_nodeattr("NumOutputStreams"),
             self.get_instream_width_padded(0), origin="flows/rtl/streams_op.py"))
 
-    def execute_node(self, context, graph):
-        """Python model (FINN's DuplicateStreams) unless ``exec_mode`` is rtlsim (xsim)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return DuplicateStreams.execute_node(self, context, graph)
-
     def lut_estimation(self, fpgapart=None) -> int:
         """Per output a valid bit with its ready logic, plus the input ready AND tree."""
         n_out = self.get_nodeattr("NumOutputStreams")
         return int(LUT_DUP_PER_OUT * n_out + math.ceil(n_out / 6))
 
 
-class Concat_rtl(_RTLFiles, StreamingConcat, RTLBackend):  # noqa: N801 (FINN naming)
+class Concat_rtl(RTLUnit, StreamingConcat, RTLBackend):  # noqa: N801 (FINN naming)
     """FINN's StreamingConcat (channel-axis join of 2+ integer streams) in project-owned RTL."""
 
     MODULE = st.CONCAT_MODULE
-
-    def get_nodeattr_types(self):
-        attrs = dict(StreamingConcat.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
 
     def check_supported(self) -> None:
         """Raise unless every input is an integer stream that SIMD folds evenly."""
@@ -129,12 +102,6 @@ class Concat_rtl(_RTLFiles, StreamingConcat, RTLBackend):  # noqa: N801 (FINN na
         widths = [self.get_instream_width_padded(i) for i in range(self.get_n_inputs())]
         self.write_unit(st.concat_wrapper(
             self.onnx_node.name, params, widths, origin="flows/rtl/streams_op.py"))
-
-    def execute_node(self, context, graph):
-        """Python model (FINN's StreamingConcat) unless ``exec_mode`` is rtlsim (xsim)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return StreamingConcat.execute_node(self, context, graph)
 
     def lut_estimation(self, fpgapart=None) -> int:
         """The input mux (N-1 LUT levels per output bit, 6-input LUTs) and the counters."""

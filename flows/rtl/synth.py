@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from bnn_brevitas.errors import MissingToolError, ToolkitError
+from flows.names import HLS_DOMAIN, RTL_DOMAIN
 from flows.rtl import xnor_mvau as xm
+from flows.rtl.registry import register_custom_ops
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +187,6 @@ def finn_estimates(shape: xm.XnorMvauShape) -> dict[str, dict[str, int]]:
     from onnx import helper
     from qonnx.custom_op.registry import getCustomOp
 
-    from flows.rtl import RTL_DOMAIN, register_custom_ops
-
     register_custom_ops()
     odt = {0: "UINT16", 1: "BINARY"}.get(shape.n_thres, f"UINT{shape.n_thres.bit_length()}")
     attrs = dict(MW=shape.mw, MH=shape.mh, PE=shape.pe, SIMD=shape.simd, backend="fpgadataflow",
@@ -194,7 +194,7 @@ def finn_estimates(shape: xm.XnorMvauShape) -> dict[str, dict[str, int]]:
                  accDataType=f"UINT{xm.count_bits(shape.mw)}", binaryXnorMode=1,
                  noActivation=int(shape.n_thres == 0), numInputVectors=[1])
     out = {}
-    for op, domain, mem in (("MVAU_hls", "finn.custom_op.fpgadataflow.hls", "internal_decoupled"),
+    for op, domain, mem in (("MVAU_hls", HLS_DOMAIN, "internal_decoupled"),
                             ("XnorMVAU_rtl", RTL_DOMAIN, "internal_embedded")):
         inst = getCustomOp(helper.make_node(op, ["x", "w", "t"], ["y"], domain=domain,
                                             mem_mode=mem, **attrs))

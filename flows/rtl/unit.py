@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Backend plumbing shared by the project's RTL ops: sources, wrapper, Vivado IPI commands.
+"""What the project's RTL units share: stream widths, stream order, the wrapper, the op mixin.
 
 Every op instantiates one core module from ``hdl/<MODULE>.sv`` through a generated wrapper
 named after the FINN node, whose ports carry FINN's names (``in0_V`` …, ``out0_V`` …, AXI
 stream ``_TDATA``/``_TVALID``/``_TREADY``), so FINN's stitching and our Verilator harness
-connect it like any FINN RTL layer.
+connect it like any FINN RTL layer. :class:`RTLUnit` is the backend behaviour every op shares;
+it is a mixin that reaches FINN only through the op's own bases, so this module (like the unit
+models built on it) imports numpy only.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ def pad8(bits: int) -> int:
 
 
 def stream_order(value: np.ndarray, channels: int, pe: int, k: int) -> np.ndarray:
-    """A window pool's input in FINN's Im2Col order ``(..., K*C)`` (element ``k*C + c``)
-    reordered to the depthwise sliding window's stream order ``(..., C/PE, K, PE)``."""
+    """A window in FINN's Im2Col order ``(..., K*C)`` (element ``k*C + c``) reordered to the
+    depthwise sliding window's stream order ``(..., C/PE, K, PE)``: what a window pool consumes,
+    and what a depthwise ``ConvolutionInputGenerator`` with SIMD ``pe`` produces."""
     lead = value.shape[:-1]
     return value.reshape(*lead, k, channels // pe, pe).swapaxes(-3, -2).reshape(value.shape)
 
@@ -48,11 +51,55 @@ def wrapper_verilog(top: str, module: str, params: dict[str, str],
 
 
 class RTLUnit:
-    """Mixin for a FINN op backed by ``hdl/<MODULE>.sv``; put it first among the bases."""
+    """Mixin for a FINN op backed by ``hdl/<MODULE>.sv``; put it first among the bases.
+
+    A concrete op is declared ``class X_rtl(<RTLUnit or a subclass>, <FINN HW op>, RTLBackend)``
+    (as FINN's own ``<Op>_rtl`` classes are); the last two bases become ``HW_BASE`` and
+    ``BACKEND`` when the class is created. From them the mixin provides what FINN's RTL ops
+    spell out one by one: the node attributes of both, execution (the HW op's Python model
+    unless ``exec_mode`` is rtlsim, FINN's xsim), and BRAM/URAM/DSP estimates of zero (the
+    units keep no memories and no multipliers unless an op overrides the estimate). Plus the
+    sources, the wrapper and the Vivado IPI commands of ``hdl/<MODULE>.sv``.
+    """
 
     MODULE = ""
     SOURCE = ""  # the file under hdl/, when it is not <MODULE>.sv
+    #: the FINN HW op (``MVAU``, ``Pool`` …) and FINN's ``RTLBackend``; set per concrete op
+    HW_BASE: type | None = None
+    BACKEND: type | None = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        finn_bases = [b for b in cls.__bases__ if not issubclass(b, RTLUnit)]
+        if not finn_bases:  # a mixin shared by several ops
+            return
+        if len(finn_bases) != 2:
+            raise TypeError(f"{cls.__name__}: an RTL op derives from (RTLUnit, <FINN HW op>, "
+                            f"RTLBackend), got {[b.__name__ for b in cls.__bases__]}")
+        cls.HW_BASE, cls.BACKEND = finn_bases
+
+    # -- what FINN's <Op>_rtl classes repeat ------------------------------------------------
+    def get_nodeattr_types(self):
+        """The HW op's attributes and the RTL backend's."""
+        attrs = dict(self.HW_BASE.get_nodeattr_types(self))
+        attrs.update(self.BACKEND.get_nodeattr_types(self))
+        return attrs
+
+    def execute_node(self, context, graph):
+        """The HW op's Python model unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
+        rtlsim = self.get_nodeattr("exec_mode") == "rtlsim"
+        return (self.BACKEND if rtlsim else self.HW_BASE).execute_node(self, context, graph)
+
+    def bram_estimation(self, fpgapart=None) -> int:
+        return 0
+
+    def uram_estimation(self, fpgapart=None) -> int:
+        return 0
+
+    def dsp_estimation(self, fpgapart=None) -> int:
+        return 0
+
+    # -- the unit's sources -----------------------------------------------------------------
     @property
     def source_name(self) -> str:
         return self.SOURCE or f"{self.MODULE}.sv"

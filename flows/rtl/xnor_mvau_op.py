@@ -6,8 +6,9 @@ an RTL backend that instantiates ``hdl/bnn_xnor_mvau.sv`` instead of FINN's HLS
 ``Matrix_Vector_Activate_Batch``. Weights (and thresholds) are embedded in the module as
 ``$readmemh`` images, so the layer has FINN's MVAU stream interface (``in0_V`` → ``out0_V``)
 and no weight stream. The op is registered in FINN's RTL domain through qonnx's registry
-(:func:`flows.rtl.register_custom_ops`), so every FINN pass that handles RTL layers (PrepareIP,
-CreateStitchedIP, resource and cycle analyses) handles it too; nothing in finn-plus is edited.
+(:func:`flows.rtl.registry.register_custom_ops`), so every FINN pass that handles RTL layers
+(PrepareIP, CreateStitchedIP, resource and cycle analyses) handles it too; nothing in finn-plus
+is edited. Node attributes and execution come from :class:`flows.rtl.unit.RTLUnit`.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ class XnorMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl na
     """Binary MVAU (binaryXnorMode, BINARY inputs and weights) in project-owned RTL."""
 
     MODULE = xm.MODULE
-
-    def get_nodeattr_types(self):
-        attrs = dict(MVAU.get_nodeattr_types(self))
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
 
     # -- shape of the RTL instance --------------------------------------------------------
     def rtl_shape(self, n_thres: int | None = None) -> xm.XnorMvauShape:
@@ -95,13 +91,7 @@ class XnorMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl na
         self.write_unit(wrapper_verilog(node.name, self.MODULE, params, {"in0_V": iw},
                                         {"out0_V": ow}, "flows/rtl/xnor_mvau_op.py"))
 
-    # -- execution and estimates ----------------------------------------------------------
-    def execute_node(self, context, graph):
-        """Python model (FINN's MVAU) unless ``exec_mode`` is rtlsim (FINN's xsim, Vivado)."""
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            return RTLBackend.execute_node(self, context, graph)
-        return MVAU.execute_node(self, context, graph)
-
+    # -- estimates ------------------------------------------------------------------------
     def lut_estimation(self, fpgapart=None) -> int:
         """XNOR + popcount per PE, the weight ROM when it stays in logic (at most 128 words, as
         FINN's ``bram_estimation`` assumes), threshold comparators, accumulators and the input
@@ -115,9 +105,8 @@ class XnorMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl na
                 + LUT_PER_REG_BIT * (s.pe * cb + (s.simd if s.nf > 1 else 0)))
         return int(math.ceil(luts))
 
-    def dsp_estimation(self, fpgapart=None) -> int:
-        return 0
-
-    def uram_estimation(self, fpgapart=None) -> int:
-        """Embedded weights never use URAM (it has no power-up contents)."""
-        return 0
+    def bram_estimation(self, fpgapart=None) -> int:
+        """FINN's MVAU estimate: embedded weights go to block RAM beyond 128 words. They never
+        use URAM (it has no power-up contents), and the unit has no DSPs: for those two the
+        zero estimates of :class:`RTLUnit` hold."""
+        return MVAU.bram_estimation(self, fpgapart)

@@ -10,7 +10,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-from .rtl_swap import make_rtl_node, put_in_place
+from flows.rtl.elementwise_op import RTL_OPS
+
+from .rtl_node import make_rtl_node, put_in_place
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,6 @@ class UseElementwiseRTL(Transformation):
     with the same attributes, tensors, folding and FIFO depths. Others stay HLS (logged)."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        from flows.rtl.elementwise_op import RTL_OPS
-
         counts = {}
         for node in list(model.graph.node):
             cls = RTL_OPS.get(node.op_type)

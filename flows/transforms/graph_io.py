@@ -20,6 +20,9 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
+from qonnx.util.basic import get_by_name
+
+from ..names import HW_DOMAIN
 
 
 class InsertInputScaling(Transformation):
@@ -77,7 +80,7 @@ class InferGlobalSum(Transformation):
         for node in list(model.graph.node):
             if node.op_type != "ReduceSum":
                 continue
-            axes = sorted(int(a) for a in _reduce_axes(model, node))
+            axes = sorted(int(a) for a in reduce_axes(model, node))
             idt = model.get_tensor_datatype(node.input[0])
             shape = model.get_tensor_shape(node.input[0])
             if axes != [1, 2] or len(shape) != 4 or not idt.is_integer():
@@ -85,7 +88,7 @@ class InferGlobalSum(Transformation):
             n, h, w, c = shape
             new = helper.make_node(
                 "GlobalAccPool", [node.input[0]], [node.output[0]],
-                domain="finn.custom_op.fpgadataflow", backend="fpgadataflow", NumChannels=c,
+                domain=HW_DOMAIN, backend="fpgadataflow", NumChannels=c,
                 PE=1, inputDataType=idt.name, numInputVectors=[n, h, w],
                 name="GlobalAccPool_" + node.name)
             index = list(model.graph.node).index(node)
@@ -127,7 +130,7 @@ class NarrowIntegerDatatypes(Transformation):
         (a0, a1) = (int(dts[0].min()), int(dts[0].max()))
         if node.op_type == "ReduceSum":
             shape = model.get_tensor_shape(node.input[0])
-            axes = [int(a) % len(shape) for a in _reduce_axes(model, node)]
+            axes = [int(a) % len(shape) for a in reduce_axes(model, node)]
             n = int(np.prod([shape[a] for a in axes]))
             return a0 * n, a1 * n
         b0, b1 = int(dts[1].min()), int(dts[1].max())
@@ -137,11 +140,9 @@ class NarrowIntegerDatatypes(Transformation):
         return min(products), max(products)
 
 
-def _reduce_axes(model: ModelWrapper, node) -> list[int]:
+def reduce_axes(model: ModelWrapper, node) -> list[int]:
     """The axes of a Reduce* node: an input from opset 13 on, an attribute before."""
     if len(node.input) > 1 and node.input[1]:
         return [int(a) for a in model.get_initializer(node.input[1])]
-    from qonnx.util.basic import get_by_name
-
     attr = get_by_name(node.attribute, "axes")
     return list(attr.ints) if attr is not None else []

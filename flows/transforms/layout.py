@@ -34,6 +34,8 @@ from qonnx.util.basic import get_by_name
 
 from bnn_brevitas.errors import ToolkitError
 
+from .graph_io import reduce_axes
+
 NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 _ELEMENTWISE = {"Add", "Mul", "Sub", "Identity"}
@@ -131,9 +133,7 @@ def _max_pool(st: ToChannelsLast, node: NodeProto) -> None:
 
 
 def _reduce_sum(st: ToChannelsLast, node: NodeProto) -> None:
-    from .graph_io import _reduce_axes
-
-    axes = sorted(int(a) % 4 for a in _reduce_axes(st.model, node))
+    axes = sorted(int(a) % 4 for a in reduce_axes(st.model, node))
     if node.input[0] in st.is4d:
         if axes != [2, 3]:
             raise LayoutError(f"{node.name}: only the global sum over H, W is supported")
@@ -279,7 +279,8 @@ class BipolarMatMulToXnorPopcount(Transformation):
         path = [t]
         producer = model.find_producer(t)
         while producer is not None and producer.op_type != "MultiThreshold":
-            if producer.op_type not in ("Im2Col", "Transpose", "Reshape", "Identity", "MaxPoolNHWC"):
+            if producer.op_type not in ("Im2Col", "Transpose", "Reshape", "Identity",
+                                        "MaxPoolNHWC"):
                 raise LayoutError(f"{node.name}: bipolar input not produced by a thresholding "
                                   f"(found {producer.op_type})")
             t = producer.input[0]

@@ -9,7 +9,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-from .rtl_swap import replace_node
+from .rtl_node import replace_node
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Split the thresholds off non-binary MVAUs, so they specialize to MVAU_rtl + Thresholding_rtl.
 
-FINN absorbs a MultiThreshold into the MVAU in front of it (``InferQuantizedMatrixVectorActivation``)
-and an MVAU with thresholds exists only as HLS. Run after ``convert_to_hw``,
-:class:`SplitMVAUThresholds` turns every such MVAU (not binaryXnorMode) back into an MVAU with
-``noActivation=1`` feeding a ``Thresholding`` layer, which FINN implements in RTL
-(finn-rtllib's ``mvu`` and ``thresholding``), so these layers can be simulated with Verilator.
+FINN absorbs a MultiThreshold into the MVAU in front of it
+(``InferQuantizedMatrixVectorActivation``) and an MVAU with thresholds exists only as HLS. Run
+after ``convert_to_hw``, :class:`SplitMVAUThresholds` turns every such MVAU (not binaryXnorMode)
+back into an MVAU with ``noActivation=1`` feeding a ``Thresholding`` layer, which FINN
+implements in RTL (finn-rtllib's ``mvu`` and ``thresholding``), so these layers can be simulated
+with Verilator.
 Binary XNOR MVAUs keep their thresholds (the project's ``XnorMVAU_rtl`` absorbs them).
 """
 
@@ -22,7 +23,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import calculate_matvec_accumulator_range
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
+from ..names import HW_DOMAIN
 
 
 def _acc_datatype(weights: np.ndarray | None, idt: DataType, wdt: DataType, mw: int, mh: int,
@@ -52,8 +53,9 @@ class SplitMVAUThresholds(Transformation):
     * ``preferred_impl_style`` (default "rtl") is set on both new nodes: FINN's automatic choice
       wants >= 4-bit weights and activations for MVAU_rtl, so INT2 weights would stay HLS.
     * With ``fpgapart`` given, a node is only split if FINN would then accept MVAU_rtl for it
-      (finn's ``_mvu_rtl_possible``); otherwise it is left as is (an HLS MVAU with absorbed
-      thresholds is cheaper than HLS MVAU + separate Thresholding).
+      (:func:`mvu_rtl_possible`, the rule of FINN's ``SpecializeLayers``); otherwise it is left
+      as is (an HLS MVAU with absorbed thresholds is cheaper than HLS MVAU + separate
+      Thresholding).
     """
 
     def __init__(self, preferred_impl_style: str = "rtl", fpgapart: str | None = None):
@@ -140,11 +142,46 @@ class SplitMVAUThresholds(Transformation):
         return True
 
     def _rtl_possible(self, model, new_mvau, w_name, wdt) -> bool:
-        from finn.transformation.fpgadataflow.specialize_layers import _mvu_rtl_possible
-
         old = model.get_tensor_datatype(w_name)
         model.set_tensor_datatype(w_name, wdt)
         try:
-            return bool(_mvu_rtl_possible(new_mvau, self.fpgapart, model))
+            return mvu_rtl_possible(new_mvau, self.fpgapart, model)
         finally:
             model.set_tensor_datatype(w_name, old)
+
+
+def mvu_rtl_possible(node, fpgapart: str, model: ModelWrapper) -> bool:
+    """Whether FINN's ``SpecializeLayers`` may implement the MVAU ``node`` as ``MVAU_rtl``.
+
+    Mirrors the private ``_mvu_rtl_possible`` of finn-plus 1.6.1
+    (``finn/transformation/fpgadataflow/specialize_layers.py``), which is not imported so that a
+    finn-plus upgrade cannot break this module; ``tests/flows/test_mvu_rtl_possible.py`` checks
+    that both agree, so an upgrade that changes FINN's rule is noticed. The RTL MVU needs:
+
+    * no embedded thresholds (``noActivation=1``) and no ``binaryXnorMode``;
+    * signed weights; on a DSP48E1 part (7-series) also narrow-range ones (the smallest weight
+      above the datatype's minimum; runtime weights, with no initializer, count as full range);
+    * activations and weights of at least 2 bits;
+    * widths that fit the DSP datapath (``finn.util.basic.get_dsp_datapath_limits``): the
+      activation width, less one for signed activations, strictly below the B port; the weight
+      width at most the A port; the output (accumulator) width at most the P port.
+    """
+    # third-party, so allowed in a function: lazy like flows' other finn imports
+    from finn.util.basic import get_dsp_block, get_dsp_datapath_limits
+
+    inst = getCustomOp(node)
+    if inst.get_nodeattr("noActivation") == 0 or inst.get_nodeattr("binaryXnorMode") == 1:
+        return False
+    wdt, idt = inst.get_input_datatype(1), inst.get_input_datatype(0)
+    if not wdt.signed():
+        return False
+    dsp_block = get_dsp_block(fpgapart)
+    weights = model.get_initializer(node.input[1])
+    weights_min = wdt.min() if weights is None else np.min(weights)
+    if weights_min == wdt.min() and dsp_block == "DSP48E1":
+        return False
+    max_act, max_weight, max_acc = get_dsp_datapath_limits(dsp_block)
+    act_bits = idt.bitwidth() - (1 if idt.signed() else 0)
+    return (idt.bitwidth() >= 2 and wdt.bitwidth() >= 2 and act_bits < max_act
+            and wdt.bitwidth() <= max_weight
+            and inst.get_output_datatype().bitwidth() <= max_acc)

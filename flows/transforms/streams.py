@@ -12,7 +12,7 @@ from qonnx.transformation.base import Transformation
 
 from bnn_brevitas.errors import ToolkitError
 
-from .rtl_swap import make_rtl_node, put_in_place
+from .rtl_node import make_rtl_node, put_in_place
 
 log = logging.getLogger(__name__)
 

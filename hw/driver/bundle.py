@@ -51,7 +51,7 @@ def _has(meta: AccelMeta, key: str) -> bool:
 
 def make_sim_model(meta: AccelMeta, choice: str = "auto", prefer: str = "onnx") -> Any:
     """The emulator's accelerator model for a bundle (see the module docstring)."""
-    from .sim import OnnxModel, ReplayModel
+    from .sim import OnnxModel, ReplayModel  # lazy: the emulator imports pynq (host-only use)
 
     if choice not in SIM_MODELS:
         raise BundleError(f"unknown sim model {choice!r}; valid: {', '.join(SIM_MODELS)}")
@@ -79,7 +79,7 @@ def open_bundle(bundle: str | Path, *, sim: bool = False, sim_model: str = "auto
     meta = load_meta(root)
     if not sim:
         return FinnAccelerator.open(meta, **kwargs)
-    from .sim import open_sim
+    from .sim import open_sim  # lazy: the emulator imports pynq; the board path must not
 
     model = make_sim_model(meta, sim_model, prefer)
     log.info("emulator model: %s", type(model).__name__)

@@ -19,9 +19,11 @@ import numpy as np
 
 from .bundle import SIM_MODELS, load_golden, load_npy, open_bundle
 from .errors import DriverError, InputError
-from .report import atomic_write
+from .meta import load_meta
+from .profile import packing_throughput, profile
+from .report import atomic_write, markdown, write_report
 
-log = logging.getLogger("hw.driver")
+log = logging.getLogger(__name__)
 
 
 def _int_list(text: str) -> list[int]:
@@ -126,9 +128,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from .profile import profile
-    from .report import markdown, write_report
-
     with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model, prefer="replay") as acc:
         try:
             golden = load_golden(acc.meta)[0]
@@ -145,9 +144,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_packing(args: argparse.Namespace) -> int:
-    from .meta import load_meta
-    from .profile import packing_throughput
-
     meta = load_meta(args.bundle)
     rows = packing_throughput(meta, args.batch_sizes, max(args.repeats, 1))
     print(f"host packing for {meta.model}: " + ", ".join(

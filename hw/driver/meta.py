@@ -69,6 +69,9 @@ class AccelMeta:
     files: dict[str, str] = field(default_factory=dict)
     root: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: whether the board's PYNQ image reports power rails (from the flow's board registry);
+    #: None: the metadata does not say (older builds)
+    power_rails: bool | None = None
 
     def path(self, key: str) -> Path | None:
         """Absolute path of ``files[key]`` (None when the key is absent)."""
@@ -145,9 +148,12 @@ def parse_meta(d: Any, root: Path | None = None) -> AccelMeta:
     est = d.get("estimates")
     if est is not None and not isinstance(est, dict):
         raise MetadataError("metadata: estimates must be an object or absent")
+    rails = d.get("power_rails")
+    if rails is not None and not isinstance(rails, bool):
+        raise MetadataError(f"metadata: power_rails must be true, false or absent, got {rails!r}")
     return AccelMeta(str(d.get("model", "?")), str(d.get("board", "?")),
                      str(d.get("fpga_part", "?")), platform, synth, drv, batch_max,
-                     tuple(ins), tuple(outs), post, est, dict(files), root, d)
+                     tuple(ins), tuple(outs), post, est, dict(files), root, d, rails)
 
 
 def load_meta(path: str | Path) -> AccelMeta:

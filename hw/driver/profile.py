@@ -140,6 +140,9 @@ def power_section(acc: FinnAccelerator, batch: int, rails: dict | None, names: l
     if rails is None:
         if acc.backend == "sim":
             return {"available": False, "reason": "backend sim: the emulator has no power rails"}
+        if acc.meta.power_rails is False:
+            return {"available": False, "reason": f"board {acc.meta.board}: its PYNQ image "
+                    "reports no power rails (flows.boards); pass rails measured otherwise"}
         rails, reason = pynq_rails(acc._pynq)
         if not rails:
             return {"available": False, "reason": reason}

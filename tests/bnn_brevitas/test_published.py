@@ -14,10 +14,11 @@ import torch
 
 from bnn_brevitas.checkpoint import load_model, publish, read_checkpoint, save_checkpoint
 from bnn_brevitas.models import create_model
+from tests.conftest import FMNIST_DIR
 
 CKPTS = Path(__file__).resolve().parents[2] / "checkpoints"
 SUMS = dict(reversed(line.split("  ")) for line in (CKPTS / "SHA256SUMS").read_text().splitlines())
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
+FMNIST = FMNIST_DIR
 
 
 @pytest.mark.parametrize("name", sorted(SUMS))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnn_brevitas.errors import UserError
+from bnn_brevitas.errors import UnknownNameError, UserError
 from bnn_brevitas.train import augment as aug
 from bnn_brevitas.train import data, loaders
 from tests.conftest import FMNIST_DIR
@@ -191,3 +191,11 @@ def test_auto_augmentation_per_dataset():
     assert aug.resolve_augment("auto", "cifar10") == "randaugment"
     assert aug.resolve_augment("none", "cifar10") == "none"
     assert aug.build_augment("none", 28) is None
+
+
+def test_dataset_registry_lists_its_names_on_an_unknown_one():
+    assert data.list_datasets() == ["fashion_mnist", "mnist_idx", "cifar10", "imagefolder",
+                                    "synthetic"]
+    with pytest.raises(UnknownNameError, match="unknown dataset 'imagenet'; valid: cifar10, "
+                                               "fashion_mnist, imagefolder, mnist_idx, synthetic"):
+        data.load_data("imagenet", None, (1, 28, 28), 10)

@@ -220,8 +220,9 @@ def test_generated_rtl_matches_finn_python(tmp_path):
 
     from flows.divergence import execute_full
     from flows.finn_env import prepare_finn
-    from flows.rtl import register_custom_ops
-    from flows.rtlsim import collect_layers, simulate_group
+    from flows.rtl.registry import register_custom_ops
+    from flows.rtlsim import simulate_group
+    from flows.rtlsim_layers import collect_layers
 
     prepare_finn(tmp_path / "finn")
     register_custom_ops()

@@ -129,7 +129,8 @@ def test_generated_rtl_matches_finn_python(tmp_path):
 
     from flows.divergence import execute_full
     from flows.finn_env import prepare_finn
-    from flows.rtlsim import collect_layers, simulate_group
+    from flows.rtlsim import simulate_group
+    from flows.rtlsim_layers import collect_layers
 
     prepare_finn(tmp_path / "finn")
     model, x = _pool(ch=12, pe=4, odims=(4, 3))

@@ -95,12 +95,13 @@ def test_resume_from_a_step(cnv_build, tmp_path):
 
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(board="zcu999"), "unknown board 'zcu999'; valid: kv260, pynq-z1"),
-    (dict(resource_budget=1.5), "resource_budget must be in"),
-    (dict(mem_mode="ddr"), "mem_mode must be one of auto, internal_embedded"),
+    (dict(resource_budget=1.5), "resource_budget: must be in"),
+    (dict(mem_mode="ddr"), "mem_mode: invalid value 'ddr'; valid: auto, internal_embedded"),
     (dict(onnx="x.onnx"), "give one of model, checkpoint or onnx"),
-    (dict(binary_mvau="vhdl"), "binary_mvau must be one of rtl, hls, got 'vhdl'"),
-    (dict(min_fifo_depth=1), "min_fifo_depth must be at least 2, got 1"),
-    (dict(fifo_sizing="xsim"), "fifo_sizing must be one of analytic, rtlsim, got 'xsim'"),
+    (dict(binary_mvau="vhdl"), "binary_mvau: invalid value 'vhdl'; valid: rtl, hls"),
+    (dict(min_fifo_depth=1), "min_fifo_depth: must be at least 2, got 1"),
+    (dict(fifo_sizing="xsim"), "fifo_sizing: invalid value 'xsim'; valid: analytic, rtlsim"),
+    (dict(board="ZCU104", resource_budget="0.5"), "resource_budget: expected a number"),
 ])
 def test_bad_config_is_rejected(kwargs, msg):
     with pytest.raises((ConfigError, UnknownNameError), match=msg):

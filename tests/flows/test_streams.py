@@ -281,6 +281,7 @@ def test_generated_rtl_matches_finn_python(tmp_path):
 
     from flows.finn_env import prepare_finn
     from flows.rtlsim import simulate_group
+    from flows.rtlsim_layers import stream_layer_sims
 
     prepare_finn(tmp_path / "finn")
     part = "xczu7ev-ffvc1156-2-e"
@@ -293,9 +294,9 @@ def test_generated_rtl_matches_finn_python(tmp_path):
     dup = getCustomOp(fj.graph.node[0])
     assert dup.code_generation_ipi()[-1] == (
         "create_bd_cell -type module -reference DupStreams_rtl_0 DupStreams_rtl_0")
-    free = st.stream_layer_sims(fj, _exec(fj, {"x": x}), tmp_path / "probes")
-    stalled = st.stream_layer_sims(fj, _exec(fj, {"x": x}), tmp_path / "probes_stall",
-                                   stall=True)
+    free = stream_layer_sims(fj, _exec(fj, {"x": x}), tmp_path / "probes")
+    stalled = stream_layer_sims(fj, _exec(fj, {"x": x}), tmp_path / "probes_stall",
+                                stall=True)
     stalled = [la for la in stalled if la.op_type == "DupStreams_rtl"]
     for la in stalled:  # distinct module names for the stalling probes
         old = la.top
@@ -305,7 +306,7 @@ def test_generated_rtl_matches_finn_python(tmp_path):
         new.write_text(path.read_text().replace(f"module {old}", f"module {la.top}"))
         la.files[-1] = str(new)
         la.name += ":stall"
-    layers = free + stalled + st.stream_layer_sims(mixed, _exec(mixed, xs), tmp_path / "probes")
+    layers = free + stalled + stream_layer_sims(mixed, _exec(mixed, xs), tmp_path / "probes")
     assert len(layers) == 3 + 1 + 3 + 1
     simulate_group(layers, tmp_path / "sim")
     assert [la.result for la in layers] == ["exact"] * len(layers), \

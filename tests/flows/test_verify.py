@@ -165,7 +165,7 @@ def test_accelerator_stage_names_the_layers_without_rtl(build, tmp_path):
     from flows.stitch import non_rtl_layers
 
     cfg = _copy(build, tmp_path)
-    path = sorted((cfg.out_dir / "intermediate").glob("*_hw_codegen.onnx"))[-1]
+    path = intermediate_path(cfg, "hw_codegen")
     model = load_model(path)
     model.graph.node[3].op_type = "Pool_hls"  # pretend one layer were HLS
     model.save(str(path))

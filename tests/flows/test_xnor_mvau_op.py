@@ -84,7 +84,8 @@ def test_generated_rtl_matches_finn_python(tmp_path, kw):
 
     from flows.divergence import execute_full
     from flows.finn_env import prepare_finn
-    from flows.rtlsim import collect_layers, simulate_group
+    from flows.rtlsim import simulate_group
+    from flows.rtlsim_layers import collect_layers
 
     prepare_finn(tmp_path / "finn")
     model, x = _binary_mvau(**kw)

@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from bnn_brevitas.errors import MissingToolError
+from bnn_brevitas.errors import InternalError, MissingToolError
+from flows.boards import get_board, list_boards
 from flows.config import FlowConfig
 from flows.pipeline import is_current
 from hw import bitstream
@@ -65,3 +66,24 @@ def test_finn_build_config_targets_the_board():
     b = bitstream.finn_build_config(cfg)
     assert (b.board, b.fpga_part, b.synth_clk_period_ns) == ("Pynq-Z2", "xc7z020clg400-1", 10.0)
     assert b.output_dir == str(cfg.out_dir / "vivado")
+
+
+@pytest.mark.parametrize("name", list_boards())
+def test_board_registry_agrees_with_finns_tables(name):
+    """FINN looks the board up in its own tables at build time; they must say what ours say."""
+    from finn.util.basic import pynq_native_port_width, pynq_part_map
+
+    board = get_board(name)
+    assert pynq_part_map[board.finn_name] == board.part
+    assert pynq_native_port_width[board.finn_name] == board.axi_port_width
+    b = bitstream.finn_build_config(FlowConfig(model="cnv_w1a1", board=board.finn_name))
+    assert b.shell_flow_type.value == board.shell.flow == "vivado_zynq"
+    assert b.synth_clk_period_ns == pytest.approx(board.clk_ns)
+
+
+def test_a_registry_that_disagrees_with_finn_is_refused(monkeypatch):
+    from finn.util import basic
+
+    monkeypatch.setitem(basic.pynq_native_port_width, "ZCU104", 64)
+    with pytest.raises(InternalError, match="AXI port 128 bits; the installed FINN says"):
+        bitstream.finn_build_config(FlowConfig(model="cnv_w1a1", board="zcu104"))

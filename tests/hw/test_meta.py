@@ -39,6 +39,7 @@ def test_fixture_parses_with_every_field():
     (lambda d: d.update(batch_max=0), "batch_max must be >= 1"),
     (lambda d: d["clock"].pop("synth_mhz"), r"metadata.clock: missing key 'synth_mhz'"),
     (lambda d: d.update(files={"bitfile": 3}), "'files' must map names"),
+    (lambda d: d.update(power_rails="yes"), "power_rails must be true, false or absent"),
 ])
 def test_bad_metadata_is_rejected_with_a_message(mutate, message):
     d = example_dict()
@@ -56,3 +57,8 @@ def test_missing_and_corrupt_files(tmp_path):
     (tmp_path / "accel_meta.json").write_text(json.dumps([1]))
     with pytest.raises(MetadataError, match="must hold a JSON object"):
         load_meta(tmp_path)
+
+
+def test_power_rails_flag_is_read_and_optional():
+    assert parse_meta(example_dict()).power_rails is None  # older metadata does not say
+    assert parse_meta(example_dict(power_rails=False)).power_rails is False

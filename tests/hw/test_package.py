@@ -90,3 +90,12 @@ def test_existing_bundle_needs_force_and_cli_exit_codes(tmp_path, capsys):
     assert main(["--build-dir", str(build), "--board", "zcu104", "-o", str(out), "--force"]) == 0
     assert not np.load(out / "golden/input.npy").any()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "b.tar.gz", "build"]
+
+
+def test_board_in_finns_spelling_packages_and_can_be_left_out(tmp_path):
+    """``make package BOARD=ZCU104`` must package the build ``BOARD=ZCU104`` built."""
+    build = write_build(tmp_path / "build")
+    assert build_bundle(build, "ZCU104", tmp_path / "a").path.is_dir()
+    assert build_bundle(build, None, tmp_path / "b").path.is_dir()  # the build's own board
+    assert main(["--build-dir", str(build), "--board", "zcu999", "-o", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()

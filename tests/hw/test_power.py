@@ -62,3 +62,13 @@ def test_profile_with_rails_labels_the_power_section_sim(sim_acc):
                   power_idle_s=0.05, power_active_s=0.05)
     assert rep["power"]["available"] and rep["power"]["backend"] == "sim"
     assert rep["power"]["energy_per_inference_j"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_board_without_rails_says_so_before_touching_pynq():
+    from hw.driver.profile import power_section
+
+    acc = SimpleNamespace(backend="pynq", meta=SimpleNamespace(power_rails=False, board="kv260"),
+                          _pynq=None)  # pynq would fail if it were touched
+    rep = power_section(acc, 1, None, None, 0.0, 0.0)
+    assert rep == {"available": False, "reason": "board kv260: its PYNQ image reports no power "
+                   "rails (flows.boards); pass rails measured otherwise"}

@@ -59,10 +59,10 @@ all: install  ## train the default model, compile it for BOARD (as far as the to
 	$(PY) -m bnn_brevitas.train --config $(TRAIN_CONFIG) --output-dir $(ALL_RUN) $(ARGS)
 	$(PY) -m hw.bitstream --checkpoint $(ALL_RUN)/checkpoint.pt --board $(BOARD) -o $(BUILD) \
 		|| [ $$? -eq 3 ]
-	$(PY) flows/verify.py --build $(BUILD)
+	$(PY) -m flows.verify --build $(BUILD)
 
 verify: install  ## bit-exact verification of BUILD, stage by stage (flows/verify.py)
-	$(PY) flows/verify.py $(if $(wildcard $(BUILD)/flow_config.yaml),--build $(BUILD)) $(ARGS)
+	$(PY) -m flows.verify $(if $(wildcard $(BUILD)/flow_config.yaml),--build $(BUILD)) $(ARGS)
 
 # Deploy bundle: BUILD is the FINN build folder holding accel_meta.json; HOST=user@board.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -159,6 +160,9 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
         t0 = time.perf_counter()
         log.info("step %s", name)
         model.set_metadata_prop(AFFINE_MAP_KEY, "")  # a tensor map describes one step only
+        # qonnx names new tensors with Python's ``random``: seeded per step, a build (and a
+        # resumed one) gets the same names every time
+        random.seed(f"{cfg.seed}:{name}")
         model = steps[name](model, cfg)
         result.seconds[name] = round(time.perf_counter() - t0, 3)
         path = intermediate_path(cfg, name, steps)

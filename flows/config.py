@@ -12,11 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from qonnx.core.datatype import DataType
 
 from bnn_brevitas.config_fields import check_fields, option
 from bnn_brevitas.errors import ConfigError
 
 from .boards import Board, get_board, list_boards
+
+def _check_datatype(name: str) -> None:
+    """A FINN datatype name the accelerator can take as input (integer or bipolar)."""
+    try:
+        ok = DataType[name].is_integer()
+    except (KeyError, AttributeError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"input_datatype: {name!r} is not an integer FINN datatype; valid: "
+                          "BIPOLAR, BINARY, UINT<n>, INT<n> (e.g. UINT8, INT4)")
+
 
 MEM_MODES = ("auto", "internal_embedded", "internal_decoupled", "external")
 IMPL_STYLES = ("auto", "rtl", "hls")
@@ -44,6 +56,11 @@ class FlowConfig:
                                                  "registry model")
     board: str = option("zcu104", "board name (see ``flows.boards.list_boards()``; FINN's "
                                   "spelling such as ZCU104 works too)", list_boards)
+    input_datatype: str | None = option(None, "the accelerator's input codes (a FINN datatype, "
+                                              "e.g. UINT8), with input_scale; default: read "
+                                              "from the model (flows/transforms/graph_input.py)")
+    input_scale: float | None = option(None, "the model's float input = input code × this "
+                                             "(e.g. 1/255 for pixels); with input_datatype")
     clk_mhz: float | None = option(None, "synthesis clock in MHz; default: the board's")
     target_fps: float | None = option(None, "folding goal: frames per second; None = the "
                                             "fastest design within ``resource_budget``")
@@ -91,8 +108,10 @@ class FlowConfig:
         if isinstance(self.board, str):  # FINN's spelling (ZCU104) → the registry's name
             self.board_info = get_board(self.board)  # raises with the list of valid boards
             self.board = self.board_info.name
-        if isinstance(self.clk_mhz, int) and not isinstance(self.clk_mhz, bool):
-            self.clk_mhz = float(self.clk_mhz)
+        for name in ("clk_mhz", "input_scale"):
+            v = getattr(self, name)
+            if isinstance(v, int) and not isinstance(v, bool):
+                setattr(self, name, float(v))
         check_fields(self)
         sources = [s for s in ("model", "checkpoint", "onnx") if getattr(self, s)]
         if self.checkpoint and self.onnx or self.model and self.onnx:
@@ -105,10 +124,15 @@ class FlowConfig:
             ("min_fifo_depth", self.min_fifo_depth >= 2, "must be at least 2"),
             ("clk_mhz", self.clk_mhz is None or 10 <= self.clk_mhz <= 800, "must be in [10, 800]"),
             ("driver_batch_max", self.driver_batch_max >= 1, "must be at least 1"),
+            ("input_scale", self.input_scale is None or self.input_scale > 0, "must be > 0"),
+            ("input_scale", (self.input_scale is None) == (self.input_datatype is None),
+             "goes with input_datatype: give both or neither"),
         ]
         for name, ok, rule in rules:
             if not ok:
                 raise ConfigError(f"{name}: {rule}, got {getattr(self, name)!r}")
+        if self.input_datatype is not None:
+            _check_datatype(self.input_datatype)
 
     @property
     def clock_mhz(self) -> float:

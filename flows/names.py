@@ -35,6 +35,8 @@ FLOW_REPORT = "flow_report.json"
 #: the exact Brevitas model compiled, and its checked QONNX export (registry models, checkpoints)
 BREVITAS_MODEL = "model.pt"
 QONNX_EXPORT = "model.qonnx.onnx"
+#: what the accelerator's input is (``flows.transforms.graph_input.InputSpec``), as resolved
+INPUT_SPEC = "input_spec.json"
 #: the model after every step: ``intermediate/NN_<step>.onnx``
 INTERMEDIATE_DIR = "intermediate"
 #: the graph around the dataflow partition (host-side input/output ops), and the partition's

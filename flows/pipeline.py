@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.checkpoint import load_model as load_torch_model
@@ -48,6 +49,41 @@ log = module_logger(__spec__, __name__)
 
 #: every step that runs without Xilinx tools, in order
 STEPS: dict[str, Step] = {**GRAPH_STEPS, **HW_STEPS}
+
+
+class StepError(ToolkitError):
+    """A step failed inside a FINN/qonnx transformation; the message names the step, the node
+    it failed on (when one can be found) and the reason. The original exception is the
+    ``__cause__`` (its traceback is shown with ``-v``)."""
+
+
+def _failing_node(tb) -> NodeProto | None:
+    """The innermost ONNX node a failing transformation was working on: a local ``node`` (or a
+    custom op's ``onnx_node``) in the traceback's frames."""
+    found = None
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        cand = local.get("node")
+        if not isinstance(cand, NodeProto):
+            cand = getattr(local.get("self"), "onnx_node", None)
+        if isinstance(cand, NodeProto):
+            found = cand
+        tb = tb.tb_next
+    return found
+
+
+def run_step(name: str, step: Step, model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
+    """One step; an unexpected exception inside it becomes a ``StepError`` (see there)."""
+    try:
+        return step(model, cfg)
+    except ToolkitError:
+        raise
+    except Exception as e:  # noqa: BLE001 (any failure of FINN/qonnx code, reported cleanly)
+        node = _failing_node(e.__traceback__)
+        where = f" at node {node.name} ({node.op_type})" if node is not None else ""
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise StepError(f"step {name} failed{where}: {type(e).__name__}: {reason} (run with -v "
+                        "for the traceback)") from e
 
 
 @dataclass
@@ -79,11 +115,19 @@ def intermediate_path(cfg: FlowConfig, name: str, steps: dict[str, Step] = STEPS
 
 
 def load_source(cfg: FlowConfig) -> ModelWrapper:
-    """The QONNX model to compile: ``cfg.onnx`` as is, or an exactness-checked export."""
+    """The QONNX model to compile, saved in the build as ``model.qonnx.onnx`` (verify's
+    reference): ``cfg.onnx`` as is (one self-contained file, external data pulled in), or an
+    exactness-checked export of a registry model or checkpoint."""
+    path = cfg.out_dir / QONNX_EXPORT
     if cfg.onnx is not None:
         if not cfg.onnx.is_file():
             raise ConfigError(f"ONNX file {str(cfg.onnx)!r} does not exist")
-        return ModelWrapper(str(cfg.onnx))
+        try:
+            model = ModelWrapper(str(cfg.onnx))
+        except Exception as e:  # noqa: BLE001 (onnx's parse errors: not a model file)
+            raise ConfigError(f"{str(cfg.onnx)!r} is not a readable ONNX model: {e}") from None
+        model.save(str(path))
+        return ModelWrapper(str(path))
     if cfg.checkpoint is not None:
         model = load_torch_model(cfg.checkpoint)
     else:
@@ -94,7 +138,6 @@ def load_source(cfg: FlowConfig) -> ModelWrapper:
     # the exact weights compiled, for flows/verify.py's Brevitas stage
     save_checkpoint(cfg.out_dir / BREVITAS_MODEL, model.eval(),
                     source=str(cfg.checkpoint or cfg.model))
-    path = cfg.out_dir / QONNX_EXPORT
     export_checked(model, path, samples=2, seed=cfg.seed,
                    extra={"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None})
     return ModelWrapper(str(path))
@@ -163,7 +206,7 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
         # qonnx names new tensors with Python's ``random``: seeded per step, a build (and a
         # resumed one) gets the same names every time
         random.seed(f"{cfg.seed}:{name}")
-        model = steps[name](model, cfg)
+        model = run_step(name, steps[name], model, cfg)
         result.seconds[name] = round(time.perf_counter() - t0, 3)
         path = intermediate_path(cfg, name, steps)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +218,13 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
                  len(model.graph.node))
     result.model = model
     return result
+
+
+def log_error(e: ToolkitError, verbose: bool) -> None:
+    """One line for the user; the cause's traceback too with ``-v``."""
+    log.error("%s", e)
+    if verbose and e.__cause__ is not None:
+        log.error("traceback:", exc_info=e.__cause__)
 
 
 def config_from_args(args: argparse.Namespace) -> FlowConfig:
@@ -219,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_flow(config_from_args(args))
     except ToolkitError as e:
-        log.error("%s", e)
+        log_error(e, args.verbose)
         return 2
     log.info("done: %s", ", ".join(result.steps_run))
     return 0

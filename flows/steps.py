@@ -9,7 +9,7 @@ Everything here runs without Xilinx tools. The order:
 step                         what it does
 ===========================  =================================================================
 tidy                         qonnx cleanup, shapes, datatypes, unique names
-qonnx_to_finn                Quant → MultiThreshold (+ our PReLU handler); uint8 pixel input
+qonnx_to_finn                integer input from the model's quantizer; Quant → MultiThreshold
 streamline                   :class:`AffineStreamline`: every scale/bias into thresholds
 lower                        NHWC + Im2Col/MatMul, bipolar → XNOR-popcount, thresholds rounded
 convert_to_hw                FINN HW layers (MVAU, Thresholding, SWG, Pool, GlobalAccPool, …)
@@ -45,15 +45,18 @@ from bnn_brevitas.errors import ToolkitError
 
 from .config import FlowConfig
 from .finn_env import prepare_finn
-from .names import DATAFLOW_PARENT, DATAFLOW_PARTITION, FINN_TMP, HW_DOMAIN, PARTITION_DIR
+from .names import (
+    DATAFLOW_PARENT,
+    DATAFLOW_PARTITION,
+    FINN_TMP,
+    HW_DOMAIN,
+    INPUT_SPEC,
+    PARTITION_DIR,
+)
 from .transforms import prelu_handler  # noqa: F401  (registers QuantPReluHandler)
 from .transforms.affine import AffineStreamline
-from .transforms.graph_io import (
-    InferGlobalSum,
-    InsertInputScaling,
-    NarrowIntegerDatatypes,
-    RemoveIdentityThresholds,
-)
+from .transforms.graph_input import AbsorbInputReshape, QuantizedGraphInput, resolve_input_spec
+from .transforms.graph_io import InferGlobalSum, NarrowIntegerDatatypes, RemoveIdentityThresholds
 from .transforms.layout import BinaryIm2ColPadValue, BipolarMatMulToXnorPopcount, ToChannelsLast
 from .transforms.split_thresholds import SplitMVAUThresholds
 
@@ -87,13 +90,20 @@ def step_tidy(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
 
 
 def step_qonnx_to_finn(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
-    """Quant/BipolarQuant → MultiThreshold (FINN's conversion plus our PReLU handler), weights
-    folded to integers, and a ``Mul(1/255)`` so the graph input is the uint8 pixel stream."""
+    """The graph input becomes the accelerator's integer input, read from the model (its input
+    quantizer or annotation) or from ``input_datatype``/``input_scale``; saved as
+    ``input_spec.json``. Then Quant/BipolarQuant → MultiThreshold (FINN's conversion plus our
+    PReLU handler), weights folded to integers."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
+    model = model.transform(AbsorbInputReshape())
+    spec = resolve_input_spec(model, cfg.input_datatype, cfg.input_scale)
+    log.info("accelerator input: %s codes, model input = code × %.6g (%s)", spec.datatype,
+             spec.scale, spec.source)
+    spec.save(cfg.out_dir / INPUT_SPEC)
+    model = tidy(model.transform(QuantizedGraphInput(spec)))
     model = model.transform(ConvertQONNXtoFINN())
-    model = model.transform(RemoveStaticGraphInputs())
-    return tidy(model.transform(InsertInputScaling()))
+    return tidy(model.transform(RemoveStaticGraphInputs()))
 
 
 def step_streamline(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:

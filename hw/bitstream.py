@@ -40,6 +40,7 @@ from flows.pipeline import (
     config_from_args,
     intermediate_path,
     is_current,
+    log_error,
     run_flow,
 )
 from flows.tools import require_xilinx_tools
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return EXIT_MISSING_TOOL
     except ToolkitError as e:
-        log.error("%s", e)
+        log_error(e, args.verbose)
         return 2
     log.info("bitfile: %s", bitfile)
     return 0

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""FINN's reference networks, as a FINN user exports them: ``python -m bnn_brevitas.zoo``.
+
+The models are ``brevitas_examples.bnn_pynq``'s own (TFC, SFC, LFC and CNV at every bit width
+it ships, and ``resnet18_4w4a``), built by its ``model_with_cfg`` with fresh seeded weights
+(nothing is downloaded), BatchNorm statistics calibrated by seeded train-mode passes, and
+exported with Brevitas's own ``brevitas.export.export_qonnx``: none of this project's model
+or export code is involved, so the files are what a user brings to ``flows.pipeline --onnx``.
+
+======================  =========================  ==================================
+name                    input (N, …)               what the first layer takes
+======================  =========================  ==================================
+``tfc/sfc/lfc_*``       1×1×28×28 (or 1×784)       [0, 1] floats, binarised or 2-bit
+``cnv_*``               1×3×32×32                  [0, 1] floats (``2x − 1``, 8-bit)
+``resnet18_4w4a``       1×3×32×32                  CIFAR-10 normalised floats
+======================  =========================  ==================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from . import _compat  # noqa: F401  (torch 2.13 shim for brevitas, see _compat)
+from .errors import UnknownNameError, UserError
+from .utils import module_logger, setup_logging
+
+log = module_logger(__spec__, __name__)
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One reference network: its ``brevitas_examples`` cfg name and its input shape."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    #: the pixel-code datatype and scale a FINN user states for it (``--input-datatype`` and
+    #: ``--input-scale``): the float input the network takes is code × scale
+    input_datatype: str = "UINT8"
+    input_scale: float = 1.0 / 255.0
+
+
+_FC = (1, 28, 28)
+ZOO: dict[str, ZooModel] = {m.name: m for m in (
+    *(ZooModel(f"{a}_{b}", _FC) for a in ("tfc", "sfc") for b in ("1w1a", "1w2a", "2w2a")),
+    ZooModel("lfc_1w1a", _FC), ZooModel("lfc_1w2a", _FC),
+    *(ZooModel(f"cnv_{b}", (3, 32, 32)) for b in ("1w1a", "1w2a", "2w2a")),
+    ZooModel("resnet18_4w4a", (3, 32, 32)),
+)}
+
+
+def list_zoo() -> list[str]:
+    return sorted(ZOO)
+
+
+def build(name: str, seed: int = 0, calib_steps: int = 4, batch: int = 16) -> nn.Module:
+    """The network with seeded weights and calibrated BatchNorm statistics, in eval mode."""
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    if name not in ZOO:
+        raise UnknownNameError("zoo model", name, ZOO)
+    torch.manual_seed(seed)
+    model, _ = model_with_cfg(name, pretrained=False)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(calib_steps):
+            x = torch.randint(0, 256, (batch, *ZOO[name].input_shape), generator=g) / 255.0
+            model(x.float())
+    return model.eval()
+
+
+def export(name: str, path: str | Path, seed: int = 0, flat_input: bool = False) -> Path:
+    """Export ``name`` with Brevitas's own QONNX exporter to ``path`` (as it comes, no cleanup;
+    only its external-data file is folded into the one ONNX file); ``flat_input``: an MLP is
+    exported with a 1×784 input instead of 1×1×28×28."""
+    from brevitas.export import export_qonnx
+
+    spec = ZOO.get(name)
+    model = build(name, seed)
+    shape = spec.input_shape
+    if flat_input:
+        if name.startswith(("cnv", "resnet")):
+            raise UserError(f"{name}: flat_input applies to the MLPs (tfc, sfc, lfc) only")
+        shape = (int(torch.tensor(shape).prod()),)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.rand(1, *shape, generator=torch.Generator().manual_seed(seed))
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as tmp:
+        raw = Path(tmp) / path.name  # torch's exporter may write external data beside it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_qonnx(model, x, export_path=str(raw))
+        onnx.save(onnx.load(str(raw)), str(raw))  # one self-contained file, nothing else
+        os.replace(raw, path)
+    log.info("exported %s → %s (input %s)", name, path, "×".join(map(str, (1, *shape))))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bnn_brevitas.zoo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", nargs="?", help="zoo model (see --list)")
+    ap.add_argument("-o", "--output", type=Path, help="ONNX file (default build/zoo/NAME.onnx)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--flat-input", action="store_true", help="MLPs: 1×784 input")
+    ap.add_argument("--list", action="store_true", help="print the zoo and exit")
+    args = ap.parse_args(argv)
+    setup_logging()
+    if args.list or not args.name:
+        for n in list_zoo():
+            print(n, "×".join(map(str, ZOO[n].input_shape)))  # noqa: T201 (CLI output)
+        return 0
+    try:
+        export(args.name, args.output or Path("build/zoo") / f"{args.name}.onnx", args.seed,
+               args.flat_input)
+    except (UnknownNameError, UserError) as e:
+        log.error("%s", e)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

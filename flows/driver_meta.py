@@ -19,7 +19,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from .config import FlowConfig
-from .names import ACCEL_META, DATAFLOW_PARENT, DATAFLOW_PARTITION, GOLDEN_DIR
+from .names import ACCEL_META, DATAFLOW_PARENT, DATAFLOW_PARTITION, GOLDEN_DIR, INPUT_SPEC
+from .transforms.graph_input import InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def write_driver_meta(model: ModelWrapper, cfg: FlowConfig, estimate: dict | Non
                              "latency_cycles": estimate["critical_path_cycles"],
                              "fclk_mhz": cfg.clock_mhz}
     meta["power_rails"] = board.power_rails
+    # how the host makes the accelerator's input codes from the model's float input
+    meta["input_quant"] = InputSpec.load(out / INPUT_SPEC).to_dict()
 
     shape = meta["inputs"][0]["shape_normal"]
     np.random.seed(cfg.seed)  # gen_finn_dt_tensor draws from numpy's global generator

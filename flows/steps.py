@@ -89,6 +89,10 @@ def step_tidy(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     return tidy(cleanup_model(model), readable_names=True)
 
 
+#: what the project's own models take (``bnn_brevitas``: images in [0, 1])
+REGISTRY_INPUT = "the project's models take pixels / 255 (bnn_brevitas.models)"
+
+
 def step_qonnx_to_finn(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     """The graph input becomes the accelerator's integer input, read from the model (its input
     quantizer or annotation) or from ``input_datatype``/``input_scale``; saved as
@@ -97,7 +101,9 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
     model = model.transform(AbsorbInputReshape())
-    spec = resolve_input_spec(model, cfg.input_datatype, cfg.input_scale)
+    # the project's own models (registry, checkpoints) take [0, 1] images: pixels / 255
+    fallback = None if cfg.onnx is not None else ("UINT8", 1.0 / 255.0, REGISTRY_INPUT)
+    spec = resolve_input_spec(model, cfg.input_datatype, cfg.input_scale, fallback)
     log.info("accelerator input: %s codes, model input = code × %.6g (%s)", spec.datatype,
              spec.scale, spec.source)
     spec.save(cfg.out_dir / INPUT_SPEC)

@@ -27,7 +27,7 @@ from .xnor_mvau import write_hex
 MODULE = "bnn_bipolar_mvau"
 
 __all__ = ["MODULE", "BipolarMvauShape", "rtl_sources", "weight_words", "threshold_words",
-           "clip_thresholds", "reference", "write_hex"]
+           "clip_thresholds", "reference", "write_hex", "is_bipolar", "weight_bits"]
 
 
 def rtl_sources() -> list[Path]:
@@ -107,6 +107,11 @@ class BipolarMvauShape:
         out["THRES_FILE"] = f'"{thres_file}"' if thres_file else '""'
         out["RAM_STYLE"] = f'"{ram_style}"'
         return out
+
+
+def is_bipolar(weights: np.ndarray | None) -> bool:
+    """Whether a weight matrix is all ±1 (FINN's BIPOLAR values, whatever its annotation)."""
+    return weights is not None and np.size(weights) > 0 and bool(np.isin(weights, (-1, 1)).all())
 
 
 def weight_bits(w: np.ndarray) -> np.ndarray:

@@ -14,14 +14,15 @@ from qonnx.custom_op.registry import add_op_to_domain
 from flows.names import RTL_DOMAIN
 
 from .accpool_op import GlobalSumPool_rtl, WindowAvgPool_rtl
+from .bipolar_mvau_op import BipolarMVAU_rtl
 from .elementwise_op import RTL_OPS as ELTWISE_OPS
 from .maxpool_op import WindowMaxPool_rtl
 from .streams_op import Concat_rtl, DupStreams_rtl
 from .xnor_mvau_op import XnorMVAU_rtl
 
 #: every project RTL op class
-RTL_OP_CLASSES = (XnorMVAU_rtl, WindowMaxPool_rtl, WindowAvgPool_rtl, GlobalSumPool_rtl,
-                  DupStreams_rtl, Concat_rtl, *ELTWISE_OPS.values())
+RTL_OP_CLASSES = (XnorMVAU_rtl, BipolarMVAU_rtl, WindowMaxPool_rtl, WindowAvgPool_rtl,
+                  GlobalSumPool_rtl, DupStreams_rtl, Concat_rtl, *ELTWISE_OPS.values())
 
 
 def register_custom_ops() -> None:

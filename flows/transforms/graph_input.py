@@ -9,13 +9,14 @@ model, read by :func:`resolve_input_spec` in this order:
 2. ``FlowConfig.input_datatype`` and ``input_scale`` are set: the accelerator takes codes of
    that datatype, the model's float input is code × scale (a ``Mul`` is inserted; the model's
    own input quantizer, if any, then runs on the accelerator);
-3. the model's input quantizer: the first ``Quant`` / ``BipolarQuant`` reached from the input
-   through static ``Reshape``/``Flatten`` and elementwise affine ops with scalar constants
-   (``Mul``, ``Div``, ``Add``, ``Sub``: the exporters' ``2x − 1`` and ``x / 255``). The
-   accelerator takes its integer codes; the quantizer and everything before it move to the
-   host (the driver metadata carries them as ``input_quant``), and the graph gets ``(q − z) · s``
-   in their place — exactly the quantizer's output;
-4. otherwise: a ``ConfigError`` that names the two options.
+3. the model's input quantizer: a ``Quant`` / ``BipolarQuant`` on the graph input (through
+   static ``Reshape``/``Flatten`` only). The accelerator takes its integer codes; the
+   quantizer moves to the host (the driver metadata carries it as ``input_quant``), and the
+   graph gets ``(q − z) · s`` in its place — exactly the quantizer's output;
+4. a fallback the caller knows (the project's registry models take pixels / 255);
+5. otherwise: a ``ConfigError`` that names the two options. Arithmetic before the quantizer
+   (``brevitas_examples``' ``2x − 1``) is the model's, not the input's: such a model needs the
+   options (FINN's own flow for these networks feeds UINT8 pixels × 1/255 the same way).
 
 :class:`AbsorbInputReshape` moves a static reshape at the input to the host (the MLPs' exported
 ``view(N, -1)``), and :class:`QuantizedGraphInput` applies a resolved :class:`InputSpec`.
@@ -35,8 +36,6 @@ from qonnx.transformation.base import Transformation
 
 from bnn_brevitas.errors import ConfigError
 
-#: elementwise ops with a scalar constant that may sit between the input and its quantizer
-AFFINE_OPS = ("Mul", "Div", "Add", "Sub")
 RESHAPE_OPS = ("Reshape", "Flatten")
 QUANT_OPS = ("Quant", "BipolarQuant")
 MISSING = ("say what the accelerator takes: --input-datatype (a FINN datatype, e.g. UINT8) and "
@@ -47,14 +46,12 @@ MISSING = ("say what the accelerator takes: --input-datatype (a FINN datatype, e
 @dataclass(frozen=True)
 class InputSpec:
     """The accelerator's input codes and how the host makes them from the model's float input:
-    ``q = clip(round((pre_scale·x + pre_bias) / scale + zero_point))`` (bipolar: the sign), and
-    the model computes with ``(q − zero_point) · scale``."""
+    ``q = clip(round(x / scale + zero_point))`` (bipolar: the sign), and the model computes with
+    ``(q − zero_point) · scale``."""
 
     datatype: str
     scale: float = 1.0
     zero_point: float = 0.0
-    pre_scale: float = 1.0
-    pre_bias: float = 0.0
     #: where it came from: "annotation", "config" or "quantizer <node name>"
     source: str = "config"
     #: a bipolar quantizer's sign sent as one BINARY bit: q = 1 iff the value is ≥ 0, and the
@@ -64,7 +61,7 @@ class InputSpec:
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """The codes of float model inputs ``x`` (what the driver feeds the accelerator)."""
         dt = DataType[self.datatype]
-        v = self.pre_scale * np.asarray(x, dtype=np.float64) + self.pre_bias
+        v = np.asarray(x, dtype=np.float64)
         if self.bipolar:
             return (v >= 0).astype(np.float32)
         if dt == DataType["BIPOLAR"]:
@@ -83,37 +80,26 @@ class InputSpec:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def _const(model: ModelWrapper, node) -> float | None:
-    """The scalar constant operand of an elementwise node, else None."""
-    vals = [model.get_initializer(i) for i in node.input[1:]]
-    if len(vals) != 1 or vals[0] is None or np.asarray(vals[0]).size != 1:
-        return None
-    return float(np.asarray(vals[0]).reshape(()))
-
-
 def _single_consumer(model: ModelWrapper, tensor: str):
     consumers = model.find_consumers(tensor)
     return consumers[0] if consumers is not None and len(consumers) == 1 else None
 
 
-def _input_quantizer(model: ModelWrapper) -> tuple[list, float, float] | None:
-    """(the nodes from the input to its quantizer, pre_scale, pre_bias), or None."""
-    a, b, chain = 1.0, 0.0, []
-    tensor = model.graph.input[0].name
+def _input_quantizer(model: ModelWrapper) -> list | None:
+    """The nodes from the graph input to its quantizer (reshapes, then the quantizer), or
+    None when the input does not feed a quantizer that way."""
+    chain, tensor = [], model.graph.input[0].name
     while (node := _single_consumer(model, tensor)) is not None and node.input[0] == tensor:
-        if node.op_type in QUANT_OPS:
-            return chain + [node], a, b
-        if node.op_type in AFFINE_OPS and (c := _const(model, node)) is not None:
-            a, b = {"Mul": (a * c, b * c), "Div": (a / c, b / c), "Add": (a, b + c),
-                    "Sub": (a, b - c)}[node.op_type]
-        elif node.op_type not in RESHAPE_OPS:
-            return None
         chain.append(node)
+        if node.op_type in QUANT_OPS:
+            return chain
+        if node.op_type not in RESHAPE_OPS:
+            return None
         tensor = node.output[0]
     return None
 
 
-def _quant_spec(model: ModelWrapper, quant, a: float, b: float) -> InputSpec:
+def _quant_spec(model: ModelWrapper, quant) -> InputSpec:
     params = [model.get_initializer(i) for i in quant.input[1:]]
     if any(p is None or np.asarray(p).size != 1 for p in params):
         raise ConfigError(f"the input quantizer {quant.name} has per-channel or non-constant "
@@ -121,19 +107,21 @@ def _quant_spec(model: ModelWrapper, quant, a: float, b: float) -> InputSpec:
     where = f"quantizer {quant.name}"
     values = [float(np.asarray(p).reshape(())) for p in params]
     if quant.op_type == "BipolarQuant":  # ±s = (q − ½) · 2s for q ∈ {0, 1}
-        return InputSpec("BINARY", 2 * values[0], 0.5, a, b, where, bipolar=True)
+        return InputSpec("BINARY", 2 * values[0], 0.5, where, bipolar=True)
     scale, zp, bits = values
     attrs = {at.name: helper.get_attribute_value(at) for at in quant.attribute}
     if bits != round(bits) or not 2 <= bits <= 32:
         raise ConfigError(f"the input quantizer {quant.name} has {bits} bits; {MISSING}")
     dt = f"{'INT' if attrs.get('signed', 1) else 'UINT'}{int(bits)}"
-    return InputSpec(dt, scale, zp, a, b, where)
+    return InputSpec(dt, scale, zp, where)
 
 
 def resolve_input_spec(model: ModelWrapper, datatype: str | None = None,
-                       scale: float | None = None) -> InputSpec:
+                       scale: float | None = None,
+                       fallback: tuple[str, float, str] | None = None) -> InputSpec:
     """The accelerator's input (see the module docstring); ``datatype``/``scale`` are
-    ``FlowConfig.input_datatype``/``input_scale``."""
+    ``FlowConfig.input_datatype``/``input_scale``; ``fallback``: (datatype, scale, why) used
+    when the model has no input quantizer."""
     inp = model.graph.input[0].name
     annotated = model.get_tensor_datatype(inp)
     if (datatype is None) != (scale is None):
@@ -145,15 +133,15 @@ def resolve_input_spec(model: ModelWrapper, datatype: str | None = None,
         return InputSpec(annotated.name, 1.0, source="annotation")
     if datatype is not None:
         return InputSpec(datatype, float(scale), source="config")
-    found = _input_quantizer(model)
-    if found is None:
+    chain = _input_quantizer(model)
+    if chain is None and fallback is not None:
+        return InputSpec(fallback[0], fallback[1], source=fallback[2])
+    if chain is None:
         first = _single_consumer(model, inp)
         what = f"{first.op_type} node {first.name}" if first is not None else "several nodes"
         raise ConfigError(f"the model's float input feeds a {what}, not an input quantizer "
-                          f"(Quant/BipolarQuant, after at most reshapes and scalar Mul/Div/"
-                          f"Add/Sub): {MISSING}")
-    chain, a, b = found
-    return _quant_spec(model, chain[-1], a, b)
+                          f"(Quant/BipolarQuant on the input): {MISSING}")
+    return _quant_spec(model, chain[-1])
 
 
 class AbsorbInputReshape(Transformation):
@@ -192,7 +180,7 @@ class QuantizedGraphInput(Transformation):
             tail = inp.name  # code × scale feeds what the float input fed
             shape = model.get_tensor_shape(inp.name)
         else:
-            chain, _, _ = _input_quantizer(model)
+            chain = _input_quantizer(model)
             tail = chain[-1].output[0]
             shape = model.get_tensor_shape(tail)  # a reshape in the chain moves to the host
             for node in chain:
@@ -209,6 +197,7 @@ class QuantizedGraphInput(Transformation):
             const = model.make_new_valueinfo_name()
             model.set_initializer(const, np.asarray(c, dtype=np.float32))
             out = tail if k == len(ops) - 1 else model.make_new_valueinfo_name()
+            model.set_tensor_shape(out, shape)
             nodes.append(helper.make_node(op, [src, const], [out], name=f"InputCodes_{op}"))
             src = out
         for n in reversed(nodes):

@@ -1,9 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Small rewrites at the edges of the graph and of the integer datapath.
+"""Small rewrites of the integer datapath (the graph input: ``graph_input.py``).
 
-* :class:`InsertInputScaling` — the exported models take images in [0, 1]; the accelerator takes
-  uint8 pixels. A ``Mul(1/255)`` at the graph input (absorbed by streamlining into the first
-  thresholds) and a ``UINT8`` annotation make the graph input the raw pixel stream.
 * :class:`RemoveIdentityThresholds` — a thresholding of an integer tensor whose thresholds are
   exactly every step of the input range reproduces its input (BNext's 8-bit input quantizer on
   uint8 pixels); it is dropped instead of becoming a 255-threshold hardware layer.
@@ -23,28 +20,6 @@ from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
 from ..names import HW_DOMAIN
-
-
-class InsertInputScaling(Transformation):
-    """Feed the graph uint8 pixels: insert ``Mul(1/scale)`` after the (renamed) input."""
-
-    def __init__(self, scale: float = 255.0, dtype: str = "UINT8") -> None:
-        super().__init__()
-        self.scale, self.dtype = scale, dtype
-
-    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        inp = model.graph.input[0]
-        if model.get_tensor_datatype(inp.name) == DataType[self.dtype]:
-            return model, False  # already applied
-        old, new = inp.name, inp.name + "_pixels"
-        const = model.make_new_valueinfo_name()
-        model.set_initializer(const, np.asarray(1.0 / self.scale, dtype=np.float32))
-        inp.name = new
-        model.set_tensor_shape(old, model.get_tensor_shape(new))
-        model.graph.node.insert(0, helper.make_node("Mul", [new, const], [old],
-                                                    name="InputScaling"))
-        model.set_tensor_datatype(new, DataType[self.dtype])
-        return model, False
 
 
 class RemoveIdentityThresholds(Transformation):

@@ -5,6 +5,7 @@ before code generation, in order. The node surgery they share is ``flows.transfo
 from __future__ import annotations
 
 from .accpool import UseAccPoolRTL
+from .bipolar_mvau import UseBipolarMvauRTL
 from .elementwise import UseElementwiseRTL
 from .maxpool import UseMaxPoolRTL
 from .streams import UseStreamsRTL
@@ -12,8 +13,11 @@ from .xnor_mvau import UseXnorMvauRTL
 
 
 def rtl_swaps(binary_mvau: bool = True, other_layers: bool = True) -> list:
-    """The transformations that move layers to the project's RTL units, in order."""
-    swaps = [UseXnorMvauRTL()] if binary_mvau else []
+    """The transformations that move layers to the project's RTL units, in order.
+    ``binary_mvau``: the MVAUs with binary weights, XNOR ones (binary activations) and
+    bipolar-weight ones (multi-bit activations, add/subtract); ``other_layers``: pools,
+    elementwise operations, stream forks and joins."""
+    swaps = [UseXnorMvauRTL(), UseBipolarMvauRTL()] if binary_mvau else []
     if other_layers:
         swaps += [UseMaxPoolRTL(), UseAccPoolRTL(), UseElementwiseRTL(), UseStreamsRTL()]
     return swaps

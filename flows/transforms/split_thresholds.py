@@ -6,8 +6,13 @@ FINN absorbs a MultiThreshold into the MVAU in front of it
 after ``convert_to_hw``, :class:`SplitMVAUThresholds` turns every such MVAU (not binaryXnorMode)
 back into an MVAU with ``noActivation=1`` feeding a ``Thresholding`` layer, which FINN
 implements in RTL (finn-rtllib's ``mvu`` and ``thresholding``), so these layers can be simulated
-with Verilator.
-Binary XNOR MVAUs keep their thresholds (the project's ``XnorMVAU_rtl`` absorbs them).
+with Verilator. MVAUs that have no thresholds to begin with (a network's last layer) are marked
+for ``MVAU_rtl`` where FINN accepts it, too.
+
+Binary-weight MVAUs keep their thresholds: XNOR ones (binary activations) and, by default,
+those with ±1 weights and multi-bit activations; the project's ``XnorMVAU_rtl`` and
+``BipolarMVAU_rtl`` absorb them and add/subtract in LUTs, where ``MVAU_rtl`` would take the ±1
+weights as INT2 on DSPs (``flows/transforms/bipolar_mvau.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import calculate_matvec_accumulator_range
 
 from ..names import HW_DOMAIN
+from ..rtl.bipolar_mvau import is_bipolar
 
 
 def _acc_datatype(weights: np.ndarray | None, idt: DataType, wdt: DataType, mw: int, mh: int,
@@ -46,8 +52,9 @@ def _acc_datatype(weights: np.ndarray | None, idt: DataType, wdt: DataType, mw: 
 class SplitMVAUThresholds(Transformation):
     """MVAU(noActivation=0, binaryXnorMode=0) -> MVAU(noActivation=1) + Thresholding.
 
-    * BIPOLAR weights on a non-XNOR MVAU (e.g. cnv's first layer, INT8 x {-1,+1}) are retyped
-      INT2 (same values, narrow range), since the RTL MVU needs weights of >= 2 bits.
+    * MVAUs with ±1 weights (BIPOLAR, e.g. cnv's first layer, INT8 x {-1,+1}) are left whole
+      for ``BipolarMVAU_rtl``; with ``bipolar=True`` they are split too, their weights retyped
+      INT2 (same values, narrow range: the RTL MVU needs weights of >= 2 bits, and DSPs).
     * The accumulator tensor gets an exact signed type (see ``_acc_datatype``); run
       ``RoundAndClipThresholds`` afterwards to clip the moved thresholds to it.
     * ``preferred_impl_style`` (default "rtl") is set on both new nodes: FINN's automatic choice
@@ -56,12 +63,16 @@ class SplitMVAUThresholds(Transformation):
       (:func:`mvu_rtl_possible`, the rule of FINN's ``SpecializeLayers``); otherwise it is left
       as is (an HLS MVAU with absorbed thresholds is cheaper than HLS MVAU + separate
       Thresholding).
+    * An MVAU without thresholds (``noActivation=1``) and without ±1 weights gets
+      ``preferred_impl_style`` where :func:`mvu_rtl_possible` holds (``fpgapart`` given).
     """
 
-    def __init__(self, preferred_impl_style: str = "rtl", fpgapart: str | None = None):
+    def __init__(self, preferred_impl_style: str = "rtl", fpgapart: str | None = None,
+                 bipolar: bool = False):
         super().__init__()
         self.impl_style = preferred_impl_style
         self.fpgapart = fpgapart
+        self.bipolar = bipolar
 
     def apply(self, model: ModelWrapper):
         split = False
@@ -69,7 +80,13 @@ class SplitMVAUThresholds(Transformation):
             if not (node.op_type == "MVAU" and node.domain == HW_DOMAIN):
                 continue
             inst = getCustomOp(node)
-            if inst.get_nodeattr("noActivation") != 0 or inst.get_nodeattr("binaryXnorMode"):
+            if inst.get_nodeattr("binaryXnorMode"):
+                continue
+            if not self.bipolar and self._bipolar_weights(model, node):
+                continue  # BipolarMVAU_rtl, thresholds and all
+            if inst.get_nodeattr("noActivation"):
+                if self.fpgapart is not None and mvu_rtl_possible(node, self.fpgapart, model):
+                    inst.set_nodeattr("preferred_impl_style", self.impl_style)
                 continue
             if len(node.input) < 3 or model.get_initializer(node.input[2]) is None:
                 continue
@@ -81,6 +98,12 @@ class SplitMVAUThresholds(Transformation):
             model = model.transform(InferShapes()).transform(InferDataTypes())
             model = model.transform(InferDataLayouts())
         return model, False
+
+    @staticmethod
+    def _bipolar_weights(model: ModelWrapper, node) -> bool:
+        w_name = node.input[1]
+        return model.get_tensor_datatype(w_name) == DataType["BIPOLAR"] or \
+            is_bipolar(model.get_initializer(w_name))
 
     def _split(self, model: ModelWrapper, node, inst) -> bool:
         mvau_in, w_name, t_name = node.input[0], node.input[1], node.input[2]

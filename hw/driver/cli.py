@@ -22,6 +22,7 @@ from .errors import DriverError, InputError
 from .meta import load_meta
 from .profile import packing_throughput, profile
 from .report import atomic_write, markdown, write_report
+from .tensors import quantize_input
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", required=True, type=Path, help="inputs, (N, *shape_normal[1:])")
     run.add_argument("--labels", type=Path, help="integer labels (N,) for top-1")
     run.add_argument("--batch", type=int, help="samples per accelerator call")
+    run.add_argument("--float-input", action="store_true",
+                     help="the input holds the model's float inputs (e.g. pixels / 255): "
+                          "quantize them by the metadata's input_quant first")
     run.add_argument("-o", "--output", type=Path, help="write predictions to this .npy")
     ver = sub.add_parser("verify", help="golden input -> output must match bit-exactly")
     _common(ver)
@@ -97,6 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model) as acc:
         if args.batch is not None:
             acc.batch_size = args.batch
+        if args.float_input:
+            x = quantize_input(acc.meta, x)  # elementwise; shapes are checked by predict
         preds = acc.predict(x)
         print(_banner(acc))
     print(f"samples: {preds.shape[0]}")

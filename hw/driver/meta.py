@@ -21,6 +21,8 @@ from .packing import packed_row_bytes
 
 SCHEMA_VERSION = 1
 META_NAME = "accel_meta.json"
+#: the keys of ``input_quant`` the driver reads
+INPUT_QUANT_KEYS = {"datatype", "scale", "zero_point", "bipolar"}
 PLATFORMS = ("zynq-iodma", "axi-dma")
 FILE_KEYS = ("bitfile", "hwh", "hw_onnx", "golden_input", "golden_output")
 
@@ -72,6 +74,9 @@ class AccelMeta:
     #: whether the board's PYNQ image reports power rails (from the flow's board registry);
     #: None: the metadata does not say (older builds)
     power_rails: bool | None = None
+    #: how the host quantizes the model's float input into the input codes (the flow's
+    #: ``InputSpec``: datatype, scale, zero_point, bipolar); None: absent
+    input_quant: dict[str, Any] | None = None
 
     def path(self, key: str) -> Path | None:
         """Absolute path of ``files[key]`` (None when the key is absent)."""
@@ -148,12 +153,16 @@ def parse_meta(d: Any, root: Path | None = None) -> AccelMeta:
     est = d.get("estimates")
     if est is not None and not isinstance(est, dict):
         raise MetadataError("metadata: estimates must be an object or absent")
+    iq = d.get("input_quant")
+    if iq is not None and not (isinstance(iq, dict) and INPUT_QUANT_KEYS <= set(iq)):
+        raise MetadataError(f"metadata: input_quant must be an object with "
+                            f"{', '.join(sorted(INPUT_QUANT_KEYS))}")
     rails = d.get("power_rails")
     if rails is not None and not isinstance(rails, bool):
         raise MetadataError(f"metadata: power_rails must be true, false or absent, got {rails!r}")
     return AccelMeta(str(d.get("model", "?")), str(d.get("board", "?")),
                      str(d.get("fpga_part", "?")), platform, synth, drv, batch_max,
-                     tuple(ins), tuple(outs), post, est, dict(files), root, d, rails)
+                     tuple(ins), tuple(outs), post, est, dict(files), root, d, rails, iq)
 
 
 def load_meta(path: str | Path) -> AccelMeta:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .dtypes import parse_dtype
 from .errors import InputError
 from .meta import AccelMeta, TensorSpec
 from .packing import check_values, pack_rows, unpack_rows
@@ -38,6 +39,25 @@ def normalise(x: Any, spec: TensorSpec) -> np.ndarray:
         raise InputError(f"input {spec.name} has shape {x.shape}; expected (N, "
                          f"{', '.join(map(str, want))}) or one sample of shape {want}")
     return check_values(x, spec.dtype, what=f"input {spec.name}")
+
+
+def quantize_input(meta: AccelMeta, x: Any) -> np.ndarray:
+    """The model's float inputs ``x`` as the accelerator's input codes, by the metadata's
+    ``input_quant`` (the same arithmetic as the flow's ``InputSpec.quantize``, which a test
+    keeps equal): ``clip(round(x / scale + zero_point))``, or for a bipolar input the bit
+    ``x ≥ 0``."""
+    q = meta.input_quant
+    if q is None:
+        raise InputError("the metadata has no input_quant (built before it was recorded): "
+                         "pass the accelerator's input codes, not floats")
+    v = np.asarray(x, dtype=np.float64)
+    if q["bipolar"]:
+        return (v >= 0).astype(np.float32)
+    if q["datatype"] == "BIPOLAR":
+        return np.where(v >= 0, 1.0, -1.0).astype(np.float32)
+    dt = parse_dtype(q["datatype"])
+    codes = np.round(v / q["scale"] + q["zero_point"])
+    return np.clip(codes, dt.min, dt.max).astype(np.float32)
 
 
 def pack_inputs(meta: AccelMeta, x: Any) -> list[np.ndarray]:

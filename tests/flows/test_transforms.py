@@ -12,7 +12,6 @@ from qonnx.custom_op.registry import getCustomOp
 from flows.transforms.affine import AffineStreamline, StreamlineError
 from flows.transforms.graph_io import (
     InferGlobalSum,
-    InsertInputScaling,
     NarrowIntegerDatatypes,
     RemoveIdentityThresholds,
 )
@@ -198,15 +197,6 @@ def test_integer_ranges_are_exact(op, dts, expected):
     model.graph.input.append(model.graph.input[0])
     out = model.transform(NarrowIntegerDatatypes())
     assert out.get_tensor_datatype("y") == DataType[expected]
-
-
-def test_input_scaling_makes_the_input_uint8_pixels():
-    nodes = [mt("x", "t", "y", "UINT1")]
-    model = make_model(nodes, [("x", SHAPE)], [("y", SHAPE)], inits={"t": [[0.5]]})
-    out = model.transform(InsertInputScaling())
-    assert out.get_tensor_datatype(out.graph.input[0].name) == DataType["UINT8"]
-    x = ints(SHAPE, 0, 255)
-    assert np.array_equal(run(model, x / 255), run(out, x))
 
 
 def test_quantized_prelu_becomes_per_channel_thresholds():

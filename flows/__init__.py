@@ -23,7 +23,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
       "flows.rtl.maxpool", "flows.rtl.accpool", "flows.rtl.elementwise", "flows.rtl.streams")),
     ("FINN ops", "the units as FINN custom ops, and their registration",
      ("flows.rtl.*_op", "flows.rtl.registry")),
-    ("FINN environment", "FINN's settings and model loading", ("flows.finn_env",)),
+    ("FINN environment", "FINN's settings, model loading and the relocatable build "
+     "directory", ("flows.finn_env", "flows.build_dir")),
     ("graph rewrites", "qonnx Transformations", ("flows.transforms", "flows.transforms.*")),
     ("analyses and simulators", "folding, FIFOs, estimates, driver metadata, divergence, "
      "per-layer and whole-design RTL simulation, Yosys synthesis",
@@ -31,7 +32,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
       "flows.rtlsim", "flows.rtlsim_*", "flows.stitch", "flows.rtl.synth")),
     ("steps", "step_<verb>(model, cfg) -> model", ("flows.steps", "flows.hw_steps")),
     ("runner", "the step table, resume, fingerprint, CLI", ("flows.pipeline",)),
-    ("verify", "bit-exact verification, stage by stage", ("flows.verify",)),
+    ("verify", "bit-exact verification, stage by stage", ("flows.verify",
+                                                          "flows.verify_stages")),
 )
 
 

@@ -13,17 +13,28 @@ T is matched to the reference graph R when
 T's nodes are walked in topological order; the first node with a matched output that differs
 (exactly, for integer tensors) is reported with its op type, its inputs and the differences. If
 every matched tensor agrees, the first node after the last agreeing one is reported instead.
+
+A ``StreamingDataflowPartition`` is looked into: when its output differs, its child model (the
+file its ``model`` attribute names, loaded as a build file: ``flows.finn_env.load_model``) is
+executed on the same inputs and its nodes are walked the same way, against the same reference;
+the layer found inside is reported, with ``partition`` naming the wrapper node and its file.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from .build_dir import build_root
+from .finn_env import load_model
 from .names import AFFINE_MAP_KEY
+
+#: FINN's wrapper node of a dataflow partition (its ``model`` attribute: the child graph)
+PARTITION_OP = "StreamingDataflowPartition"
 
 
 @dataclass
@@ -37,16 +48,16 @@ class Divergence:
     how_matched: str
     checked_tensors: int = 0
     notes: list[str] = field(default_factory=list)
+    #: the partition wrapper node (and its model file) the node was found in; "" outside one
+    partition: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def execute_full(model: ModelWrapper, x: np.ndarray) -> dict[str, np.ndarray]:
-    import finn.core.onnx_exec as oxe
-
-    return oxe.execute_onnx(model, {model.graph.input[0].name: x},
-                            return_full_exec_context=True)
+    """Every tensor of ``model`` executed (FINN's ``execute_onnx``) on ``x`` as its input."""
+    return oxe_execute(model, {model.graph.input[0].name: x})
 
 
 def _affine_map(model: ModelWrapper) -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
@@ -114,8 +125,16 @@ def _differs(r: np.ndarray, t: np.ndarray, integer: bool) -> bool:
 
 def first_divergence(ref: ModelWrapper, test: ModelWrapper, x_ref: np.ndarray,
                      x_test: np.ndarray) -> Divergence | None:
-    """Locate the first diverging node of ``test`` w.r.t. ``ref`` (None if none is found)."""
+    """Locate the first diverging node of ``test`` w.r.t. ``ref`` (None if none is found);
+    inside a dataflow partition of ``test`` when that is where it diverges."""
     rctx, tctx = execute_full(ref, x_ref), execute_full(test, x_test)
+    return _walk(ref, rctx, test, tctx)
+
+
+def _walk(ref: ModelWrapper, rctx: dict, test: ModelWrapper, tctx: dict,
+          partition: str = "") -> Divergence | None:
+    """:func:`first_divergence` on executed graphs (``partition``: the wrapper ``test`` is the
+    child model of, for the report)."""
     m = TensorMatcher(ref, rctx, test, tctx)
     last_ok, checked = None, 0
     for node in test.graph.node:
@@ -125,9 +144,14 @@ def first_divergence(ref: ModelWrapper, test: ModelWrapper, x_ref: np.ndarray,
                 integer = test.get_tensor_datatype(out).is_integer() or \
                     ref.get_tensor_datatype(rname).is_integer()
                 if _differs(r, tv, integer):
+                    inner = _inside_partition(ref, rctx, test, tctx, node)
+                    if inner is not None:
+                        inner.checked_tensors += checked
+                        return inner
                     d = np.abs(r - tv)
                     return Divergence(node.name, node.op_type, out, _inputs(test, tctx, node),
-                                      float(d.max()), float(d.mean()), how, checked)
+                                      float(d.max()), float(d.mean()), how, checked,
+                                      partition=partition)
                 last_ok = node
     names = [n.name for n in test.graph.node]
     after = names.index(last_ok.name) + 1 if last_ok is not None else 0
@@ -137,8 +161,37 @@ def first_divergence(ref: ModelWrapper, test: ModelWrapper, x_ref: np.ndarray,
         return Divergence(node.name, node.op_type, out, _inputs(test, tctx, node), float("nan"),
                           float("nan"), "unmatched", checked,
                           ["no tensor of the reference matches this node's output; it is the "
-                           "first node after the last one that agreed"])
+                           "first node after the last one that agreed"], partition)
     return None
+
+
+def _inside_partition(ref: ModelWrapper, rctx: dict, test: ModelWrapper, tctx: dict,
+                      node) -> Divergence | None:
+    """The first diverging node inside ``node`` when it is a dataflow partition: its child
+    model executed on the values of the node's inputs in ``tctx`` (positionally, as FINN
+    executes it), walked against the same reference. None for any other node, or when nothing
+    inside is found to differ."""
+    if node.op_type != PARTITION_OP:
+        return None
+    path = next((a.s.decode() for a in node.attribute if a.name == "model"), "")
+    child = load_model(path)  # a build file: relocated to where the build is now
+    feed = {i.name: tctx[t] for i, t in zip(child.graph.input, node.input)}
+    cctx = oxe_execute(child, feed)
+    root = build_root(path)
+    where = f"{node.name} ({node.op_type}, " \
+        f"{Path(path).absolute().relative_to(root) if root else path})"
+    inner = _walk(ref, rctx, child, cctx, where)
+    if inner is not None:
+        inner.notes.append(f"inside the dataflow partition {where}: the partition's own layer, "
+                           "executed on the partition's inputs")
+    return inner
+
+
+def oxe_execute(model: ModelWrapper, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """FINN's ``execute_onnx`` with the full context, on named inputs."""
+    import finn.core.onnx_exec as oxe
+
+    return oxe.execute_onnx(model, feed, return_full_exec_context=True)
 
 
 def _inputs(model: ModelWrapper, ctx: dict, node) -> list[dict]:

@@ -8,6 +8,8 @@
   module a placeholder before the import — it changes no behaviour.
 * Every FINN graph this project reads may hold its own RTL ops: :func:`prepare_finn` and
   :func:`load_model` register them (``flows.rtl.registry``) before FINN looks a node up.
+* A model loaded from a build is relocated to where the build is now, and any path it names
+  outside the build refused (:func:`load_model`, ``flows/build_dir.py``).
 
 Nothing in the installed packages is edited, and no fake Vivado path is ever set.
 """
@@ -19,6 +21,7 @@ import logging
 from pathlib import Path
 from types import ModuleType
 
+from flows.build_dir import relocate_model
 from flows.rtl.registry import register_custom_ops
 from flows.rtllib_patches import use_patched_rtllib
 
@@ -42,11 +45,13 @@ def prepare_finn(build_dir: str | Path) -> Path:
 
 def load_model(path: str | Path):
     """An ONNX graph as a ``ModelWrapper``, with the project's custom ops (``flows.rtl``)
-    registered so that ``getCustomOp`` finds them."""
+    registered so that ``getCustomOp`` finds them. A model inside a build names only that
+    build's files, wherever the build is now (``flows/build_dir.py``: paths into where it was
+    written are rewritten, paths outside it refused)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     register_custom_ops()
-    return ModelWrapper(str(path))
+    return relocate_model(ModelWrapper(str(path)), path)
 
 
 def import_builder() -> ModuleType:

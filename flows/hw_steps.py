@@ -17,6 +17,7 @@ from qonnx.transformation.general import GiveUniqueNodeNames
 from bnn_brevitas.errors import ConfigError, MissingToolError
 
 from . import estimate, fifos, folding
+from .build_dir import record_location
 from .config import FlowConfig
 from .driver_meta import write_driver_meta
 from .finn_env import prepare_finn
@@ -100,6 +101,7 @@ def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     model = model.transform(prepare)
     if cfg.fifo_sizing == "rtlsim":
         model = _size_fifos_by_rtlsim(model, cfg).transform(prepare)
+    record_location(cfg.out_dir)  # the sources name files here (flows/build_dir.py)
     return model
 
 

@@ -43,9 +43,14 @@ INTERMEDIATE_DIR = "intermediate"
 #: HW-layer graph before specialisation (what runs in Python: the driver emulator's model)
 DATAFLOW_PARENT = "dataflow_parent.onnx"
 DATAFLOW_PARTITION = "dataflow_partition.onnx"
-#: FINN's folder of partition models, and FINN's working directory (generated code)
+#: FINN's folder of partition models, FINN's model file of the (one) partition in it, and
+#: FINN's working directory (generated code)
 PARTITION_DIR = "dataflow_partition"
+PARTITION_MODEL = "partition_0.onnx"
 FINN_TMP = "finn_tmp"
+#: where the build was written (and moved to): the absolute directories that paths inside the
+#: build's models and generated sources may name (``flows.build_dir`` rewrites them on load)
+BUILD_LOCATIONS = "build_locations.json"
 #: estimates and other reports; the editable folding
 REPORT_DIR = "report"
 FOLDING = "folding.json"

@@ -181,6 +181,20 @@ def _output_stream_order(inst, value: np.ndarray) -> np.ndarray:
                         int(np.prod(inst.get_nodeattr("ConvKernelDim"))))
 
 
+def partition_input(x: np.ndarray, model: ModelWrapper) -> np.ndarray:
+    """One sample as verify passes it (``x``: batch 1 in the model's input layout: NCHW images,
+    or flat vectors, any rank) in the layout of ``model``'s input (the partition): NCHW → NHWC
+    where both are 4-D, then reshaped to the partition's input shape where only the shape
+    differs (a flattening Reshape on the host, e.g. (1, 1, 28, 28) → (1, 784))."""
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 4 and shape is not None and len(shape) == 4:
+        x = x.transpose(0, 2, 3, 1)
+    if shape is not None and tuple(x.shape) != tuple(shape) and x.size == int(np.prod(shape)):
+        x = x.reshape(shape)
+    return x
+
+
 def verify_rtl_layers(build: Path, codegen: Path, hw_graph: Path, x: np.ndarray,
                       samples: int = 1) -> StageResult:
     """The ``rtlsim`` stage of ``flows/verify.py``: every RTL layer of the code-generated
@@ -198,7 +212,7 @@ def verify_rtl_layers(build: Path, codegen: Path, hw_graph: Path, x: np.ndarray,
     hw, final = load_model(hw_graph), load_model(codegen)
     results, skipped, build_s = [], [], 0.0
     for i in range(min(samples, len(x))):
-        xi = x[i:i + 1].transpose(0, 2, 3, 1).astype(np.float32)  # the partition is NHWC
+        xi = partition_input(x[i:i + 1], hw)
         layers, skipped = collect_layers(final, execute_full(hw, xi),
                                          build / "rtlsim" / "probes")
         for kind in sorted({la.op_type for la in layers}):

@@ -43,6 +43,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from bnn_brevitas.errors import ToolkitError
 
+from .build_dir import record_location
 from .config import FlowConfig
 from .finn_env import prepare_finn
 from .names import (
@@ -196,11 +197,14 @@ def step_create_dataflow_partition(model: ModelWrapper, cfg: FlowConfig) -> Mode
         lines = [f"  {n.name} ({n.op_type}): {_why_not_hw(model, n)}" for n in outside]
         raise PartitionError("these nodes could not be mapped to HW layers and would run on "
                              "the CPU:\n" + "\n".join(lines))
+    # absolute (FINN executes the parent from any directory); a moved build is relocated when
+    # loaded, from the locations recorded here (flows/build_dir.py)
     parent = model.transform(CreateDataflowPartition(
-        partition_model_dir=str(cfg.out_dir / PARTITION_DIR)))
+        partition_model_dir=str((cfg.out_dir / PARTITION_DIR).absolute())))
     sdps = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     if len(sdps) != 1:
         raise PartitionError(f"expected one dataflow partition, got {len(sdps)}")
+    record_location(cfg.out_dir)
     parent.save(str(cfg.out_dir / DATAFLOW_PARENT))
     child = ModelWrapper(getCustomOp(sdps[0]).get_nodeattr("model"))
     child.save(str(cfg.out_dir / DATAFLOW_PARTITION))  # the driver emulator's HW-layer graph

@@ -38,7 +38,7 @@ from flows.divergence import execute_full
 from flows.finn_env import load_model, prepare_finn
 from flows.names import DATAFLOW_PARTITION, FINN_TMP, REPORT_DIR
 from flows.rtlsim import LayerSim, simulate_group, trace_stream
-from flows.rtlsim_layers import instance_params, weight_stream
+from flows.rtlsim_layers import instance_params, partition_input, weight_stream
 
 log = logging.getLogger(__name__)
 TOP = "accel_top"
@@ -194,7 +194,8 @@ def run_stitched(final: ModelWrapper, hw: ModelWrapper, xs: list[np.ndarray], wo
 def simulate_accelerator(build: Path, codegen: Path, hw_graph: Path, x: np.ndarray,
                          frames: int = 4) -> dict:
     """Stitch, build and run the code-generated partition ``codegen`` of ``build`` on
-    ``frames`` images of ``x`` (NCHW, cycled) against the HW-layer graph ``hw_graph``
+    ``frames`` samples of ``x`` (as verify passes them: NCHW images or flat vectors, cycled;
+    :func:`~flows.rtlsim_layers.partition_input`) against the HW-layer graph ``hw_graph``
     (``flows.names.DATAFLOW_PARTITION``); return the comparison, cycle counts against FINN's
     estimate and the tool times (also written to ``report/accel_rtlsim.json``)."""
     t0 = time.perf_counter()
@@ -205,8 +206,7 @@ def simulate_accelerator(build: Path, codegen: Path, hw_graph: Path, x: np.ndarr
     est_path = build / REPORT_DIR / "estimate.json"
     est = json.loads(est_path.read_text()) if est_path.is_file() else {}
     limit = 4 * (est.get("critical_path_cycles", 0) + frames * est.get("max_cycles", 0))
-    xs = [x[f % len(x):f % len(x) + 1].transpose(0, 2, 3, 1).astype(np.float32)  # NHWC
-          for f in range(frames)]
+    xs = [partition_input(x[f % len(x):f % len(x) + 1], hw) for f in range(frames)]
     result, _ = run_stitched(final, hw, xs, build / "accel_rtlsim", limit or None)
     result.update({"estimate_interval_cycles": est.get("max_cycles"),
                    "estimate_latency_cycles": est.get("critical_path_cycles"),

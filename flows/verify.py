@@ -56,6 +56,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from bnn_brevitas.checkpoint import load_model as load_torch_model
 from bnn_brevitas.errors import ToolkitError, UnknownNameError
 from bnn_brevitas.utils import module_logger, setup_logging
+from flows.build_dir import check_partition_files
 from flows.config import FlowConfig
 from flows.divergence import first_divergence
 from flows.finn_env import load_model
@@ -186,6 +187,7 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
            bundle: Path | None = None) -> VerifyReport:
     """Verify the build in ``build`` (see the module docstring)."""
     want = check_stages(stages)
+    check_partition_files(build)  # one model in the partition's three files, or exit 2
     cfg = FlowConfig.load(build / FLOW_CONFIG, output_dir=build)
     qonnx_path = build / QONNX_EXPORT
     if not qonnx_path.is_file():

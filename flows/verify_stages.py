@@ -43,7 +43,7 @@ PIXEL_SCALE = 1.0 / 255.0
 
 def _is_pixels(spec: InputSpec) -> bool:
     """Whether the model takes [0, 1] images (pixels / 255), as far as its input says."""
-    return spec.source.startswith("quantizer") or (
+    return spec.from_quantizer or (
         spec.datatype == "UINT8" and math.isclose(spec.scale, PIXEL_SCALE, rel_tol=1e-6))
 
 
@@ -94,7 +94,7 @@ def brevitas_reference(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
 
 # -- executing stages ------------------------------------------------------------------------
 
-def _output_tail(model) -> tuple[str, float, float]:
+def output_tail(model) -> tuple[str, float, float]:
     """(integer tensor, a, b) with output = a · tensor + b, from the Mul/Add tail."""
     name, a, b = model.graph.output[0].name, 1.0, 0.0
     while True:
@@ -144,6 +144,8 @@ def canonical_integers(y: np.ndarray, a: float, b: float) -> np.ndarray | None:
 
 
 def compare(res: StageResult, y, q, prev_y, q_ref, labels, int_exact_expected: bool) -> None:
+    """Fill ``res`` with the comparison of logits ``y`` (integers ``q``) against the previous
+    stage and the integer reference, and set its status."""
     res.samples = len(y)
     if q_ref is not None:
         res.exact = q is not None and bool(np.array_equal(q, q_ref))
@@ -165,12 +167,13 @@ def canonical_scaling(streamlined: Path) -> tuple[float, float] | None:
     if not streamlined.is_file():
         return None
     model = ModelWrapper(str(streamlined))
-    tensor, a, b = _output_tail(model)
+    tensor, a, b = output_tail(model)
     return (a, b) if model.get_tensor_datatype(tensor).is_integer() else None
 
 
 
 def first_bad_sample(y, q, prev_y, q_ref) -> int:
+    """The first sample whose integers (or top-1) differ from the reference's."""
     if q is not None and q_ref is not None:
         bad = np.nonzero(np.any(q != q_ref, axis=-1))[0]
     else:
@@ -192,6 +195,8 @@ def tool_stages(build: Path, x: np.ndarray, want: set[str] | None, codegen: Path
         out.append(accel_stage(build, codegen, hw_graph, x))
     tools = find_xilinx_tools()
     for stage, tool in TOOL_STAGES.items():
+        if want is not None and stage not in want:
+            continue  # a chosen list of stages reports just those
         if stage == "board":
             note = ("no --bundle given: run python -m hw.driver verify --bundle DIR on the board"
                     if bundle is None else "run on the board: python -m hw.driver verify")
@@ -199,8 +204,7 @@ def tool_stages(build: Path, x: np.ndarray, want: set[str] | None, codegen: Path
             note = f"needs {tool}: not found (PATH, XILINX_HLS, XILINX_VIVADO)"
         else:
             note = "needs the build's Vivado/HLS outputs: run make build-bitstream with the tools"
-        asked = want is not None and stage in want
-        out.append(StageResult(stage, "skipped" if asked else "not run", note=note))
+        out.append(StageResult(stage, "not run" if want is None else "skipped", note=note))
     return out
 
 

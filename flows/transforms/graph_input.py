@@ -37,6 +37,7 @@ from qonnx.transformation.base import Transformation
 from bnn_brevitas.errors import ConfigError
 
 RESHAPE_OPS = ("Reshape", "Flatten")
+QUANTIZER = "quantizer"  # InputSpec.source of a spec read from the model's input quantizer
 QUANT_OPS = ("Quant", "BipolarQuant")
 MISSING = ("say what the accelerator takes: --input-datatype (a FINN datatype, e.g. UINT8) and "
            "--input-scale (the model's float input = code × scale, e.g. 0.00392156862745098 "
@@ -52,11 +53,16 @@ class InputSpec:
     datatype: str
     scale: float = 1.0
     zero_point: float = 0.0
-    #: where it came from: "annotation", "config" or "quantizer <node name>"
+    #: where it came from: "annotation", "config", "quantizer <node name>" or a fallback's why
     source: str = "config"
     #: a bipolar quantizer's sign sent as one BINARY bit: q = 1 iff the value is ≥ 0, and the
     #: model computes with (q − ½) · scale = ±scale/2 (FINN's XNOR layers take {0, 1} too)
     bipolar: bool = False
+
+    @property
+    def from_quantizer(self) -> bool:
+        """Whether the model's own input quantizer defined it (and moves to the host)."""
+        return self.source.startswith(QUANTIZER)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """The codes of float model inputs ``x`` (what the driver feeds the accelerator)."""
@@ -104,7 +110,7 @@ def _quant_spec(model: ModelWrapper, quant) -> InputSpec:
     if any(p is None or np.asarray(p).size != 1 for p in params):
         raise ConfigError(f"the input quantizer {quant.name} has per-channel or non-constant "
                           f"parameters; {MISSING}")
-    where = f"quantizer {quant.name}"
+    where = f"{QUANTIZER} {quant.name}"
     values = [float(np.asarray(p).reshape(())) for p in params]
     if quant.op_type == "BipolarQuant":  # ±s = (q − ½) · 2s for q ∈ {0, 1}
         return InputSpec("BINARY", 2 * values[0], 0.5, where, bipolar=True)
@@ -176,7 +182,7 @@ class QuantizedGraphInput(Transformation):
         spec, inp = self.spec, model.graph.input[0]
         if spec.source == "annotation" or model.get_tensor_datatype(inp.name).is_integer():
             return model, False
-        if spec.source == "config":
+        if not spec.from_quantizer:
             tail = inp.name  # code × scale feeds what the float input fed
             shape = model.get_tensor_shape(inp.name)
         else:

@@ -182,7 +182,7 @@ def test_accelerator_stage_names_the_layers_without_rtl(build, tmp_path):
 def test_output_tail_recovers_the_integer_logits(tail, a, b):
     from onnx import helper
 
-    from flows.verify import _output_tail, canonical_integers
+    from flows.verify_stages import canonical_integers, output_tail
     from tests.flows.graphs import make_model
 
     consts = {"Mul": [0.5, 2.0], "Add": [-0.25]}
@@ -194,7 +194,7 @@ def test_output_tail_recovers_the_integer_logits(tail, a, b):
         nodes.append(helper.make_node(op, [prev, f"c{i}"], [out]))
         prev = out
     model = make_model(nodes, [("t", (1, 3))], [("y", (1, 3))], inits=inits)
-    name, ga, gb = _output_tail(model)
+    name, ga, gb = output_tail(model)
     assert (name, ga, gb) == ("t", a, b)
     t = np.array([[-7, 0, 12]])
     assert np.array_equal(canonical_integers(a * t + b, ga, gb), t)

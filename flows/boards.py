@@ -3,10 +3,9 @@
 
 Resource totals are the device datasheet figures (LUT, FF, BRAM18, URAM, DSP) of the part on the
 board; FINN's own ``Platform`` classes reserve a little of them for its infrastructure. The
-default clock is the synthesis target used for estimates (finn-examples builds the BNN
-accelerators at 200 MHz on UltraScale+ boards; 100 MHz on the Zynq-7000 boards).
-
-``hw/`` re-exports this module (hw depends on flows, never the reverse).
+default clock is the synthesis target used for estimates (200 MHz on the UltraScale+ boards,
+100 MHz on the Zynq-7000 boards and the AUP-ZU3). ``hw/`` reads this module (hw depends on
+flows, never the reverse).
 """
 
 from __future__ import annotations
@@ -90,6 +89,11 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("kv260", "KV260_SOM", "xck26-sfvc784-2LV-c", VIVADO_ZYNQ, 200.0, 128,
           Resources(lut=117_120, ff=234_240, bram18=288, uram=64, dsp=1_248), False),
     Board("ultra96-v2", "Ultra96-V2", "xczu3eg-sbva484-1-i", VIVADO_ZYNQ, 150.0, 128, _ZU3EG,
+          False),
+    # AMD's AUP-ZU3 (8 GB), the board finn-examples' published BNN figures were measured on;
+    # part as in FINN's pynq_part_map; 100 MHz as finn-examples builds its BNN-PYNQ networks
+    # (build/bnn-pynq/build.py: synth_clk_period_ns=10.0); power rails not verified here
+    Board("aup-zu3", "AUP-ZU3_8GB", "xczu3eg-sfvc784-2-e", VIVADO_ZYNQ, 100.0, 128, _ZU3EG,
           False),
     Board("pynq-z2", "Pynq-Z2", "xc7z020clg400-1", VIVADO_ZYNQ, 100.0, 64, _ZYNQ7020, False),
     Board("pynq-z1", "Pynq-Z1", "xc7z020clg400-1", VIVADO_ZYNQ, 100.0, 64, _ZYNQ7020, False),

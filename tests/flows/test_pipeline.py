@@ -94,7 +94,7 @@ def test_resume_from_a_step(cnv_build, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,msg", [
-    (dict(board="zcu999"), "unknown board 'zcu999'; valid: kv260, pynq-z1"),
+    (dict(board="zcu999"), "unknown board 'zcu999'; valid: aup-zu3, kv260, pynq-z1"),
     (dict(resource_budget=1.5), "resource_budget: must be in"),
     (dict(mem_mode="ddr"), "mem_mode: invalid value 'ddr'; valid: auto, internal_embedded"),
     (dict(onnx="x.onnx"), "give one of model, checkpoint or onnx"),

@@ -46,6 +46,10 @@ class ZooModel:
     #: ``--input-scale``): the float input the network takes is code × scale
     input_datatype: str = "UINT8"
     input_scale: float = 1.0 / 255.0
+    #: export with torch's TorchScript exporter (``dynamo=False``): brevitas 0.13's dynamo
+    #: path cannot trace resnet18's residual adds of QuantTensors ("Perform add among
+    #: QuantTensors"), the TorchScript path can
+    torchscript: bool = False
 
 
 _FC = (1, 28, 28)
@@ -53,7 +57,7 @@ ZOO: dict[str, ZooModel] = {m.name: m for m in (
     *(ZooModel(f"{a}_{b}", _FC) for a in ("tfc", "sfc") for b in ("1w1a", "1w2a", "2w2a")),
     ZooModel("lfc_1w1a", _FC), ZooModel("lfc_1w2a", _FC),
     *(ZooModel(f"cnv_{b}", (3, 32, 32)) for b in ("1w1a", "1w2a", "2w2a")),
-    ZooModel("resnet18_4w4a", (3, 32, 32)),
+    ZooModel("resnet18_4w4a", (3, 32, 32), torchscript=True),
 )}
 
 
@@ -98,7 +102,7 @@ def export(name: str, path: str | Path, seed: int = 0, flat_input: bool = False)
         raw = Path(tmp) / path.name  # torch's exporter may write external data beside it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            export_qonnx(model, x, export_path=str(raw))
+            export_qonnx(model, x, export_path=str(raw), dynamo=not spec.torchscript)
         onnx.save(onnx.load(str(raw)), str(raw))  # one self-contained file, nothing else
         os.replace(raw, path)
     log.info("exported %s → %s (input %s)", name, path, "×".join(map(str, (1, *shape))))

@@ -220,7 +220,14 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
                 f"{path.name} not built: the flow stopped before this step (run it to the "
                 "end, or name the stages to check with --stages)"))))
             continue
-        res, q_ref, y = _graph_stage(name, path, x, spec, labels, prev, q_ref, scaling)
+        try:
+            res, q_ref, y = _graph_stage(name, path, x, spec, labels, prev, q_ref, scaling)
+        except ToolkitError:
+            raise
+        except Exception as e:  # noqa: BLE001 (a graph qonnx cannot execute fails its stage)
+            reason = (str(e).strip().splitlines() or [""])[0]
+            res, y = StageResult(name, "fail", note=f"cannot execute {path.name}: "
+                                 f"{type(e).__name__}: {reason}"), None
         if prev is None and res.status == "pass":
             res.note = res.note or "reference"
         report.stages.append(_logged(res))

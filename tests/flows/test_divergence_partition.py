@@ -37,6 +37,8 @@ def plant_partition_threshold(build: Path) -> str:
 
 
 def test_a_fault_inside_the_partition_is_located_at_its_layer(cnv_build, tmp_path):
+    # planted in a copy only: the original's partition (which the copy's parent graph names
+    # on disk) is intact, so the failure proves the copy runs its own partition
     copy = tmp_path / "copy"
     shutil.copytree(cnv_build.out_dir, copy)
     name = plant_partition_threshold(copy)

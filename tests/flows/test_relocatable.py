@@ -24,7 +24,7 @@ from flows.finn_env import load_model
 from flows.names import BUILD_LOCATIONS, DATAFLOW_PARENT, FINN_TMP, INTERMEDIATE_DIR
 from flows.verify import verify
 from tests.flows.graphs import needs_verilator
-from tests.flows.test_divergence_partition import GRAPH, plant_partition_threshold
+from tests.flows.test_divergence_partition import GRAPH
 
 CODEGEN = "11_hw_codegen.onnx"
 
@@ -83,13 +83,15 @@ def test_a_moved_build_passes_verify_with_rtl(moved):
     assert acc.status == "pass" and acc.exact
 
 
-def test_a_fault_planted_in_a_copy_fails_the_copy_only(cnv_build, tmp_path):
+def test_a_build_without_a_record_is_relocated_from_where_its_files_say(cnv_build, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(cnv_build.out_dir, copy)  # the original stays: it must not be what runs
-    name = plant_partition_threshold(copy)
-    bad = verify(copy, samples=2, stages=GRAPH).stages[-1]
-    assert bad.status == "fail" and bad.divergence["node"] == name
-    assert verify(cnv_build.out_dir, samples=2, stages=GRAPH[-2:]).stages[-1].status == "pass"
+    shutil.copytree(cnv_build.out_dir, copy)
+    (copy / BUILD_LOCATIONS).unlink()  # as written before the record existed
+    (copy / "flow_config.yaml").write_text("name: x\n")  # no output_dir either
+    paths = _path_attrs(load_model(copy / INTERMEDIATE_DIR / CODEGEN))
+    assert paths and all(p.startswith(str(copy) + "/") for p in paths)
+    assert str(cnv_build.out_dir.absolute()) in \
+        json.loads((copy / BUILD_LOCATIONS).read_text())["locations"]
 
 
 def test_a_path_outside_the_build_is_refused(cnv_build, tmp_path):
@@ -106,23 +108,28 @@ def test_a_path_outside_the_build_is_refused(cnv_build, tmp_path):
         load_model(path)
 
 
-def test_generated_hdl_naming_a_file_outside_is_refused(tmp_path):
+def test_generated_sources_are_rewritten_once_and_outside_paths_refused(tmp_path):
     root = tmp_path / "build"
     gen = root / FINN_TMP / "code_gen_ipgen_X_0"
     gen.mkdir(parents=True)
     (root / "flow_config.yaml").write_text("name: x\n")
     (root / BUILD_LOCATIONS).write_text(json.dumps({"locations": ["/built/here"],
                                                     "sources_at": "/built/here"}))
-    ok = gen / "X_0.v"
-    ok.write_text('  .WEIGHT_FILE("/built/here/finn_tmp/w.hex"), // "/built/here2/z"\n')
-    (gen / "w.dat").write_text("/built/here/data is not rewritten\n")
-    assert relocate_sources(root) == 1
-    assert ok.read_text().startswith(f'  .WEIGHT_FILE("{root}/{FINN_TMP}/w.hex")')
-    assert '"/built/here2/z"' in ok.read_text()  # another directory, not a prefix match
+    hdl, tcl = gen / "X_0.v", gen / "ip.tcl"
+    hdl.write_text('  .WEIGHT_FILE("/built/here/finn_tmp/w.hex"),\n')
+    tcl.write_text("add_files /built/here/a.v /built/here2/b.v\n")
+    (gen / "w.dat").write_text("/built/here/data files are not rewritten\n")
+    assert relocate_sources(root) == 2
+    assert hdl.read_text() == f'  .WEIGHT_FILE("{root}/{FINN_TMP}/w.hex"),\n'
+    assert tcl.read_text() == f"add_files {root}/a.v /built/here2/b.v\n"  # no prefix match
+    assert (gen / "w.dat").read_text().startswith("/built/here/data")
+    assert relocate_sources(root) == 0 and \
+        json.loads((root / BUILD_LOCATIONS).read_text())["sources_at"] == str(root)
     root2 = tmp_path / "build2"
     shutil.copytree(root, root2)
     (root2 / FINN_TMP / "code_gen_ipgen_X_0" / "X_0.v").write_text('"/tmp/other/w.hex"\n')
-    with pytest.raises(BuildPathError, match="names '/tmp/other/w.hex', outside the build"):
+    with pytest.raises(BuildPathError, match="X_0.v: names '/tmp/other/w.hex', outside the "
+                       "build"):
         relocate_sources(root2)
 
 

@@ -49,3 +49,46 @@ def test_split_is_exact_and_typed():
 def test_binary_xnor_mvau_keeps_its_thresholds():
     model = _mvau(idt="BINARY", wdt="BINARY", xnor=1)
     assert [n.op_type for n in model.transform(SplitMVAUThresholds()).graph.node] == ["MVAU"]
+
+
+def _bipolar_mvau(n_thres=3, wdt="BIPOLAR", seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = ["x", "w"] + (["t"] if n_thres else [])
+    node = helper.make_node(
+        "MVAU", inputs, ["y"], domain=HW, name="MVAU_0", backend="fpgadataflow",
+        MW=8, MH=4, PE=1, SIMD=1, inputDataType="INT2", weightDataType=wdt,
+        outputDataType="INT2" if n_thres else "INT8", accDataType="INT8", binaryXnorMode=0,
+        noActivation=0 if n_thres else 1, ActVal=-2 if n_thres else 0, numInputVectors=[1])
+    inits = {"w": rng.choice([-1, 1], (8, 4))}
+    if n_thres:
+        inits["t"] = np.sort(rng.integers(-10, 10, (4, n_thres)), axis=1)
+    return make_model([node], [("x", (1, 8))], [("y", (1, 4))], inits,
+                      {"x": "INT2", "w": wdt, "y": "INT2" if n_thres else "INT8"})
+
+
+def test_bipolar_weight_mvau_keeps_its_thresholds():
+    # ±1 weights go to BipolarMVAU_rtl (LUTs), not to MVAU_rtl with INT2 weights (DSPs)
+    for wdt in ("BIPOLAR", "INT2"):  # the annotation, or the values after MinimizeWeightBitWidth
+        model = _bipolar_mvau(wdt=wdt)
+        split = model.transform(SplitMVAUThresholds("rtl", "xczu7ev-ffvc1156-2-e"))
+        assert [n.op_type for n in split.graph.node] == ["MVAU"]
+    x = ints((1, 8), -2, 1, seed=2)
+    model = _bipolar_mvau()
+    split = model.transform(SplitMVAUThresholds("rtl", bipolar=True))  # the old DSP way
+    assert [n.op_type for n in split.graph.node] == ["MVAU", "Thresholding"]
+    assert split.get_tensor_datatype("w").name == "INT2"
+    assert np.array_equal(run(split, x), run(model, x))
+
+
+def test_mvau_without_thresholds_prefers_rtl_where_finn_allows():
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = _mvau()
+    getCustomOp(model.graph.node[0]).set_nodeattr("noActivation", 1)
+    model.graph.node[0].input.pop()  # no threshold input
+    out = model.transform(SplitMVAUThresholds("rtl", "xczu7ev-ffvc1156-2-e"))
+    inst = getCustomOp(out.graph.node[0])
+    assert [n.op_type for n in out.graph.node] == ["MVAU"]
+    assert inst.get_nodeattr("preferred_impl_style") == "rtl"
+    bip = _bipolar_mvau(n_thres=0).transform(SplitMVAUThresholds("rtl", "xczu7ev-ffvc1156-2-e"))
+    assert getCustomOp(bip.graph.node[0]).get_nodeattr("preferred_impl_style") != "rtl"

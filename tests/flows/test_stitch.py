@@ -96,3 +96,56 @@ def test_fifo_sizing_by_simulation(tmp_path):
     sized = apply_fifo_depths(final, depths).transform(PrepareIP(PART, 5.0))
     res, _ = run_stitched(sized, hw, xs, tmp_path / "accel")
     assert res["result"] == "exact" and res["interval_cycles"] == 256  # the slower layer
+
+
+def _bipolar_fc_partition(seed=0):
+    """A TFC-like 2-D partition: x (1, 64) INT2 → bipolar MVAU 64→32 (INT2 out) → bipolar
+    MVAU 32→10 without activation (the raw accumulator, INT16)."""
+    rng = np.random.default_rng(seed)
+    common = dict(domain="finn.custom_op.fpgadataflow", backend="fpgadataflow",
+                  inputDataType="INT2", weightDataType="BIPOLAR", binaryXnorMode=0,
+                  numInputVectors=[1], mem_mode="internal_decoupled", inFIFODepths=[2],
+                  outFIFODepths=[2])
+    nodes = [
+        helper.make_node("MVAU", ["x", "a_w", "a_t"], ["h"], name="a", MW=64, MH=32, PE=4,
+                         SIMD=16, outputDataType="INT2", accDataType="INT8", ActVal=-1,
+                         noActivation=0, **common),
+        helper.make_node("MVAU", ["h", "b_w"], ["y"], name="b", MW=32, MH=10, PE=2, SIMD=8,
+                         outputDataType="INT16", accDataType="INT16", noActivation=1, **common)]
+    inits = {"a_w": rng.choice([-1, 1], (64, 32)), "b_w": rng.choice([-1, 1], (32, 10)),
+             "a_t": np.sort(rng.integers(-12, 12, (32, 2)), axis=1)}
+    hw = make_model(nodes, [("x", (1, 64))], [("y", (1, 10))], inits,
+                    {"x": "INT2", "h": "INT2", "a_w": "BIPOLAR", "b_w": "BIPOLAR"})
+    xs = [rng.integers(-2, 2, (1, 64)).astype(np.float32) for _ in range(3)]
+    return hw, xs
+
+
+@needs_verilator
+def test_stitched_bipolar_fc_partition_is_exact(tmp_path):
+    from flows.finn_env import prepare_finn
+    from flows.stitch import run_stitched
+    from flows.transforms.bipolar_mvau import UseBipolarMvauRTL
+
+    prepare_finn(tmp_path / "finn")
+    hw, xs = _bipolar_fc_partition()
+    final = _compile(hw).transform(UseBipolarMvauRTL())
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    final = final.transform(PrepareIP(PART, 5.0))
+    kinds = sorted({n.op_type for n in final.graph.node})
+    assert "BipolarMVAU_rtl" in kinds and not any(k.endswith("_hls") for k in kinds)
+    res, _ = run_stitched(final, hw, xs, tmp_path / "accel")
+    assert res["result"] == "exact" and len(res["frame_done_cycles"]) == 3
+
+
+def test_partition_input_any_rank():
+    from flows.rtlsim_layers import partition_input
+
+    nhwc, _ = _two_layer_partition()  # input (1, 4, 4, 32)
+    x = np.arange(32 * 16, dtype=np.float32).reshape(1, 32, 4, 4)  # NCHW
+    assert np.array_equal(partition_input(x, nhwc), x.transpose(0, 2, 3, 1))
+    flat, _ = _bipolar_fc_partition()  # input (1, 64)
+    v = np.arange(64, dtype=np.float32).reshape(1, 64)
+    assert np.array_equal(partition_input(v, flat), v)
+    img = v.reshape(1, 1, 8, 8)  # a 1×8×8 image into a flat partition: the host's Reshape
+    assert np.array_equal(partition_input(img, flat), v)

@@ -208,7 +208,8 @@ endmodule
 
 // bnn_addtree: the sum of N packed W-bit terms (two's complement when SIGNED) as OW bits
 // (OW >= W + clog2(N) holds every sum), a balanced tree of adders that widen by one bit per
-// level. Recursive: each half is a smaller tree.
+// level. Recursive: each half is a smaller tree. Verilator keeps the tree's modules apart
+// instead of inlining thousands of instances (its C++ then compiles in seconds, not minutes).
 module bnn_addtree #(
     parameter integer N = 4,
     parameter integer W = 2,
@@ -218,6 +219,7 @@ module bnn_addtree #(
     input  wire [N*W-1:0] terms,
     output wire [OW-1:0]  sum
 );
+    /* verilator no_inline_module */
     generate
         if (N == 1) begin : g_leaf
             wire msb = SIGNED ? terms[W-1] : 1'b0;

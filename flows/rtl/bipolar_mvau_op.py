@@ -23,15 +23,18 @@ from bnn_brevitas.errors import ToolkitError
 from . import bipolar_mvau as bm
 from .unit import RTLUnit, wrapper_verilog
 
-#: LUT cost model, least-squares fit to Yosys ``synth_xilinx -family xcup`` counts of the unit
-#: at eight folding points (``python -m flows.rtl.synth --unit bipolar``; docs/RESULTS.md,
-#: "RTL bipolar MVAU"): LUTs per adder-tree input bit (PE AND-gated trees plus the shared input
-#: sum), per 64 bits of weight ROM kept in logic (at most 128 words), per threshold-comparator
-#: bit and per accumulator / input-buffer bit
-LUT_PER_TREE_BIT = 1.1
-LUT_PER_ROM_64BITS = 4.75
-LUT_PER_CMP_BIT = 1.0
-LUT_PER_REG_BIT = 2.0
+#: LUT cost model, least-squares fit to Yosys 0.70 ``synth_xilinx -family xcup`` counts of the
+#: unit at the first six of ``flows.rtl.synth.BIPOLAR_POINTS`` (``python -m flows.rtl.synth
+#: --unit bipolar``: INT2 inputs with 0 or 2 thresholds, PE 1..8, SIMD 32..96, and the 8-bit
+#: first layer; within ±7 % of Yosys there, −4 % and +7 % on the two held-out points with 4-bit
+#: inputs and 15 thresholds): LUTs per adder-tree input bit (the PE AND-gated trees plus the
+#: shared input sum), per 64 bits of weight ROM kept in logic (at most 128 words), per
+#: threshold-comparator bit and per accumulator / input-buffer bit. Yosys, not Vivado: the
+#: estimate is approximate (Vivado packs adders into CARRY8 differently).
+LUT_PER_TREE_BIT = 2.01
+LUT_PER_ROM_64BITS = 5.92
+LUT_PER_CMP_BIT = 2.27
+LUT_PER_REG_BIT = 1.50
 
 
 class BipolarMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from flows.rtl import bipolar_mvau as bm
+from flows.rtl import synth
 from tests.flows.graphs import needs_verilator
 
 # (MW, MH, PE, SIMD, IN_BITS, signed, N_THRES, act_bias, vectors): raw accumulator (INT2 and
@@ -108,3 +109,16 @@ def test_shape_rules():
         bm.BipolarMvauShape(mw=8, mh=4, pe=2, simd=4, in_bits=1, in_signed=True)
     s = bm.BipolarMvauShape(mw=27, mh=64, pe=2, simd=27, in_bits=8, in_signed=False)
     assert (s.bound, s.acc_bits, s.in_width, s.out_width) == (27 * 255, 14, 216, 32)
+
+
+@pytest.mark.skipif(synth.find_yosys() is None,
+                    reason="Yosys not found (pip install -r requirements/rtl.txt)")
+def test_yosys_tiny_point_uses_luts_only(tmp_path):
+    shape = bm.BipolarMvauShape(mw=16, mh=4, pe=2, simd=8, in_bits=2, in_signed=True,
+                                n_thres=2)
+    r = synth.synth_bipolar_mvau(shape, tmp_path, seed=0)
+    # 3 trees of 8 2-bit terms, 2 accumulators, 4 comparators, a 4-word ROM: ~100-200 LUTs
+    assert 40 <= r["luts"] <= 600 and r["dsp"] == 0, r
+    assert (r["in_bits"], r["acc_bits"]) == (2, shape.acc_bits)
+    est = synth.finn_estimates(shape)["BipolarMVAU_rtl"]["luts"]
+    assert 0.5 * r["luts"] <= est <= 2 * r["luts"], (est, r["luts"])

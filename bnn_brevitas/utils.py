@@ -53,6 +53,13 @@ def module_logger(spec: Any, name: str) -> logging.Logger:
     return logging.getLogger(spec.name if spec is not None else name)
 
 
+def log_error(log: logging.Logger, e: BaseException, verbose: bool) -> None:
+    """A CLI's report of a ``ToolkitError``: one line; with ``-v`` its cause's traceback."""
+    log.error("%s", e)
+    if verbose and e.__cause__ is not None:
+        log.error("traceback:", exc_info=e.__cause__)
+
+
 def sha256_file(path: str | Path) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()

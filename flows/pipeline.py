@@ -29,7 +29,13 @@ from bnn_brevitas.checkpoint import save_checkpoint
 from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
 from bnn_brevitas.export import calibrate_fresh, export_checked
 from bnn_brevitas.models import create_model
-from bnn_brevitas.utils import module_logger, parse_overrides, setup_logging, sha256_file
+from bnn_brevitas.utils import (
+    log_error,
+    module_logger,
+    parse_overrides,
+    setup_logging,
+    sha256_file,
+)
 
 from .config import FlowConfig
 from .finn_env import load_model
@@ -220,13 +226,6 @@ def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
     return result
 
 
-def log_error(e: ToolkitError, verbose: bool) -> None:
-    """One line for the user; the cause's traceback too with ``-v``."""
-    log.error("%s", e)
-    if verbose and e.__cause__ is not None:
-        log.error("traceback:", exc_info=e.__cause__)
-
-
 def config_from_args(args: argparse.Namespace) -> FlowConfig:
     """The ``FlowConfig`` of parsed CLI arguments (``--config`` file, named flags, ``--set``)."""
     overrides = parse_overrides(args.set)
@@ -269,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_flow(config_from_args(args))
     except ToolkitError as e:
-        log_error(e, args.verbose)
+        log_error(log, e, args.verbose)
         return 2
     log.info("done: %s", ", ".join(result.steps_run))
     return 0

@@ -55,7 +55,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.checkpoint import load_model as load_torch_model
 from bnn_brevitas.errors import ToolkitError, UnknownNameError
-from bnn_brevitas.utils import module_logger, setup_logging
+from bnn_brevitas.utils import log_error, module_logger, setup_logging
 from flows.build_dir import check_partition_files
 from flows.config import FlowConfig
 from flows.divergence import first_divergence
@@ -68,7 +68,7 @@ from flows.names import (
     QONNX_EXPORT,
     REPORT_DIR,
 )
-from flows.pipeline import intermediate_path, log_error, run_flow
+from flows.pipeline import intermediate_path, run_flow
 from flows.results import StageResult
 from flows.steps import GRAPH_STEPS
 from flows.transforms.graph_input import AbsorbInputReshape, InputSpec, resolve_input_spec
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         report = verify(build, args.samples, args.stages.split(",") if args.stages else None,
                         args.seed, args.bundle)
     except ToolkitError as e:
-        log_error(e, args.verbose)
+        log_error(log, e, args.verbose)
         return 2
     path = args.report or build / REPORT_DIR / "verify"
     write_report(report, path)

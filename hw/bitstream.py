@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from bnn_brevitas.errors import InternalError, MissingToolError, ToolkitError
-from bnn_brevitas.utils import module_logger, setup_logging
+from bnn_brevitas.utils import log_error, module_logger, setup_logging
 from flows.config import FlowConfig
 from flows.finn_env import import_builder, load_model, prepare_finn
 from flows.names import (
@@ -40,7 +40,6 @@ from flows.pipeline import (
     config_from_args,
     intermediate_path,
     is_current,
-    log_error,
     run_flow,
 )
 from flows.tools import require_xilinx_tools
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return EXIT_MISSING_TOOL
     except ToolkitError as e:
-        log_error(e, args.verbose)
+        log_error(log, e, args.verbose)
         return 2
     log.info("bitfile: %s", bitfile)
     return 0

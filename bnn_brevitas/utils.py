@@ -53,6 +53,11 @@ def module_logger(spec: Any, name: str) -> logging.Logger:
     return logging.getLogger(spec.name if spec is not None else name)
 
 
+def exception_summary(e: BaseException) -> str:
+    """``Type: first line of the message`` — an unexpected exception as one line."""
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+
+
 def log_error(log: logging.Logger, e: BaseException, verbose: bool) -> None:
     """A CLI's report of a ``ToolkitError``: one line; with ``-v`` its cause's traceback."""
     log.error("%s", e)

@@ -88,8 +88,8 @@ def export(name: str, path: str | Path, seed: int = 0, flat_input: bool = False)
     exported with a 1×784 input instead of 1×1×28×28."""
     from brevitas.export import export_qonnx
 
-    spec = ZOO.get(name)
-    model = build(name, seed)
+    model = build(name, seed)  # raises for an unknown name
+    spec = ZOO[name]
     shape = spec.input_shape
     if flat_input:
         if name.startswith(("cnv", "resnet")):

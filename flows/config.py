@@ -19,6 +19,7 @@ from bnn_brevitas.errors import ConfigError
 
 from .boards import Board, get_board, list_boards
 
+
 def _check_datatype(name: str) -> None:
     """A FINN datatype name the accelerator can take as input (integer or bipolar)."""
     try:

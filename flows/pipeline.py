@@ -30,6 +30,7 @@ from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
 from bnn_brevitas.export import calibrate_fresh, export_checked
 from bnn_brevitas.models import create_model
 from bnn_brevitas.utils import (
+    exception_summary,
     log_error,
     module_logger,
     parse_overrides,
@@ -87,8 +88,7 @@ def run_step(name: str, step: Step, model: ModelWrapper, cfg: FlowConfig) -> Mod
     except Exception as e:  # noqa: BLE001 (any failure of FINN/qonnx code, reported cleanly)
         node = _failing_node(e.__traceback__)
         where = f" at node {node.name} ({node.op_type})" if node is not None else ""
-        reason = (str(e).strip().splitlines() or [""])[0]
-        raise StepError(f"step {name} failed{where}: {type(e).__name__}: {reason} (run with -v "
+        raise StepError(f"step {name} failed{where}: {exception_summary(e)} (run with -v "
                         "for the traceback)") from e
 
 
@@ -132,8 +132,8 @@ def load_source(cfg: FlowConfig) -> ModelWrapper:
             model = ModelWrapper(str(cfg.onnx))
         except Exception as e:  # noqa: BLE001 (onnx's parse errors: not a model file)
             raise ConfigError(f"{str(cfg.onnx)!r} is not a readable ONNX model: {e}") from None
-        model.save(str(path))
-        return ModelWrapper(str(path))
+        model.save(str(path))  # the build's own copy: verify's reference
+        return model
     if cfg.checkpoint is not None:
         model = load_torch_model(cfg.checkpoint)
     else:

@@ -55,7 +55,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.checkpoint import load_model as load_torch_model
 from bnn_brevitas.errors import ToolkitError, UnknownNameError
-from bnn_brevitas.utils import log_error, module_logger, setup_logging
+from bnn_brevitas.utils import exception_summary, log_error, module_logger, setup_logging
 from flows.build_dir import check_partition_files
 from flows.config import FlowConfig
 from flows.divergence import first_divergence
@@ -80,9 +80,9 @@ from flows.verify_stages import (
     canonical_scaling,
     compare,
     first_bad_sample,
-    graph_input,
     load_samples,
     run_stage,
+    stage_input,
     tool_stages,
 )
 
@@ -143,13 +143,12 @@ def check_stages(stages: list[str] | None) -> set[str] | None:
 def _brevitas_stage(build: Path, x, labels, want) -> tuple[StageResult, tuple | None, object]:
     """(the stage, prev for the next stage, integer reference or None)."""
     path = build / BREVITAS_MODEL
-    asked = want is None or "brevitas" in want
+    named = want is not None and "brevitas" in want
     if not path.is_file():
-        status = "skipped" if want is not None and "brevitas" in want else "not run"
-        return StageResult("brevitas", status, note=(
+        return StageResult("brevitas", "skipped" if named else "not run", note=(
             f"no Brevitas weights in the build ({BREVITAS_MODEL}): it was compiled from a "
             "QONNX file, whose qonnx execution is the reference")), None, None
-    if not asked:
+    if want is not None and not named:
         return StageResult("brevitas", "not run", note="not asked for (--stages)"), None, None
     t0 = time.perf_counter()
     y, q_ref = brevitas_reference(load_torch_model(path), x)
@@ -176,8 +175,8 @@ def _graph_stage(name: str, path: Path, x, spec: InputSpec, labels, prev, q_ref,
     if res.status == "fail" and res.divergence is None and prev and prev[1] is not None:
         i = first_bad_sample(y, q, prev[2], q_ref)
         ref_m, test_m = load_model(prev[1]), load_model(path)
-        div = first_divergence(ref_m, test_m, graph_input(ref_m, spec, x[i:i + 1]),
-                               graph_input(test_m, spec, x[i:i + 1]))
+        div = first_divergence(ref_m, test_m, stage_input(ref_m, spec, x[i:i + 1]),
+                               stage_input(test_m, spec, x[i:i + 1]))
         res.divergence = div.to_dict() if div else None
     res.seconds = round(time.perf_counter() - t0, 2)
     return res, q_ref, y
@@ -225,16 +224,15 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
         except ToolkitError:
             raise
         except Exception as e:  # noqa: BLE001 (a graph qonnx cannot execute fails its stage)
-            reason = (str(e).strip().splitlines() or [""])[0]
             res, y = StageResult(name, "fail", note=f"cannot execute {path.name}: "
-                                 f"{type(e).__name__}: {reason}"), None
+                                 f"{exception_summary(e)}"), None
         if prev is None and res.status == "pass":
             res.note = res.note or "reference"
         report.stages.append(_logged(res))
         failed = res.status == "fail"
         prev = (name, path, y)
     if not failed:
-        codes = graph_input(load_model(intermediate_path(cfg, "qonnx_to_finn")), spec, x) \
+        codes = stage_input(load_model(intermediate_path(cfg, "qonnx_to_finn")), spec, x) \
             if intermediate_path(cfg, "qonnx_to_finn").is_file() else spec.quantize(x)
         report.stages += [_logged(r) for r in tool_stages(
             build, codes, want, intermediate_path(cfg, "hw_codegen"), bundle)]

@@ -70,7 +70,7 @@ def load_samples(spec: InputSpec, shape: tuple[int, ...], n: int, seed: int = 0
     return x, None, f"{n} seeded random {dt.name} codes × {spec.scale:.6g} (seed {seed})"
 
 
-def graph_input(model: ModelWrapper, spec: InputSpec, x: np.ndarray) -> np.ndarray:
+def stage_input(model: ModelWrapper, spec: InputSpec, x: np.ndarray) -> np.ndarray:
     """``x`` (float model inputs) as ``model`` takes them: integer codes when its input is
     integer-typed, reshaped to its input shape."""
     name = model.graph.input[0].name
@@ -130,7 +130,7 @@ def run_stage(path: Path, x: np.ndarray, spec: InputSpec, check_annotations: boo
         # a QONNX file as exported (verify's reference for --onnx builds) may lack shapes:
         # qonnx's cleanup (shape inference, constant folding) changes no value
         model = cleanup_model(model)
-    xs = graph_input(model, spec, x)
+    xs = stage_input(model, spec, x)
     ys, bad = [], []
     for i in range(len(x)):
         ctx = execute_full(model, xs[i:i + 1])

@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, ToolkitError, exit_code
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -72,3 +73,26 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def run_cli(log: logging.Logger, verbose: bool, body: Callable[[], int | None]) -> int:
+    """Run a CLI's body under the exit-code contract (``bnn_brevitas.errors``).
+
+    A ``ToolkitError`` becomes one logged line and its code; any other exception is a bug
+    and becomes one line naming it (``internal error: Type: message``) and exit 1. With
+    ``verbose`` the traceback follows. ``KeyboardInterrupt`` exits 130 as shells expect.
+    """
+    try:
+        return body() or 0
+    except ToolkitError as e:
+        log_error(log, e, verbose)
+        return exit_code(e)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 (the contract: one line, traceback with -v)
+        log.error("internal error: %s%s", exception_summary(e),
+                  "" if verbose else " (run with -v for the traceback)")
+        if verbose:
+            log.error("traceback:", exc_info=e)
+        return exit_code(e)

@@ -1,0 +1,214 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Linear-time versions of qonnx's graph queries that are quadratic in the node count.
+
+qonnx answers every tensor query by scanning the graph: ``get_tensor_shape`` builds a list
+of every ValueInfo, ``find_producer`` walks every node, ``get_initializer`` converts and
+compares every initializer name. Three places call them once per node, which makes them
+O(nodes²) and, for initialisers, O(nodes × weights):
+
+* ``ModelWrapper.check_all_tensor_shapes_specified`` — run by every ``ModelWrapper(...)``, so
+  by every ``InferShapes``, and ``FoldQuantWeights`` runs ``InferShapes`` once per weight;
+* ``SortGraph.apply`` and ``GiveUniqueParameterTensors.apply`` — part of
+  ``ModelWrapper.cleanup`` after every transformation; the second converts every initializer
+  to numpy (the whole model's weights) only to test whether a node input is one;
+* ``get_tensor_shape`` of an initializer without ValueInfo — it converts the whole tensor to
+  numpy to read its shape;
+* ``InferDataTypes.apply`` — two datatype queries per node, each a scan of every quantization
+  annotation; ``MinimizeAccumulatorWidth`` and ``RoundAndClipThresholds`` run it once per node.
+
+:func:`install` replaces the first three and the last with versions that index the graph once per call and
+give the same answer (the same result, the same ValueInfos added, the same node order, the
+same assertion on duplicate ValueInfos); a test compares them with qonnx's own on real graphs.
+``InferDataTypes`` keeps an index of the annotations by tensor name for the duration of one
+``apply``, updated by every datatype it sets. Nothing is cached across calls, so in-place graph edits between calls stay visible. The
+installed packages are not edited; :func:`uninstall` restores qonnx's methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from itertools import chain
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_ORIGINALS: dict[str, Any] = {}
+_DISABLED = False
+
+
+def check_all_tensor_shapes_specified(self, fix_missing_init_shape: bool = False) -> bool:
+    """``ModelWrapper.check_all_tensor_shapes_specified`` in one pass over the graph."""
+    graph = self._model_proto.graph
+    vi_count = Counter(x.name for x in chain(graph.input, graph.output, graph.value_info))
+    inits: dict[str, Any] = {}
+    for t in graph.initializer:
+        inits.setdefault(t.name, t)  # qonnx's get_initializer returns the first match
+    ret = True
+    for n in graph.node:
+        for name in chain((i for i in n.input if i != ""), n.output):
+            count = vi_count.get(name, 0)
+            assert count <= 1, "Multiple ValueInfoProto found for " + name
+            if count == 1:
+                continue
+            init = inits.get(name)
+            if init is None:
+                ret = False
+            elif fix_missing_init_shape:
+                self.set_tensor_shape(name, list(init.dims), dtype=init.data_type)
+                vi_count[name] = 1
+    return ret
+
+
+def sort_graph_apply(self, model) -> tuple[Any, bool]:
+    """``SortGraph.apply`` (topological node order, qonnx's tie-breaking) with the producer of
+    every tensor indexed once instead of searched once per input."""
+    from qonnx.util import basic as util  # lazy: qonnx is imported only by install()
+    from toposort import toposort_flatten
+
+    nodes = list(model.graph.node)
+    if len(nodes) == 1:
+        return model, False
+    producer: dict[str, int] = {}
+    for idx, n in enumerate(nodes):
+        for o in n.output:
+            producer.setdefault(o, idx)  # find_producer returns the first producing node
+    deps: dict[int, set[int]] = {}
+    for idx, n in enumerate(nodes):
+        preds = [producer[i] for i in n.input if i in producer]
+        if preds:
+            deps[idx] = set(preds)
+            continue
+        # no producer: kept only when an input is an initializer or a graph input
+        # (qonnx's rule; other floating nodes are dropped)
+        for name in n.input:
+            if (util.get_by_name(model.graph.initializer, name)
+                    or util.get_by_name(model.graph.input, name)):
+                deps[idx] = set()
+                break
+    order = toposort_flatten(deps)
+    for n in nodes:
+        model.graph.node.remove(n)
+    for new_idx, idx in enumerate(order):
+        model.graph.node.insert(new_idx, nodes[idx])
+    return model, False
+
+
+def give_unique_parameter_tensors_apply(self, model) -> tuple[Any, bool]:
+    """``GiveUniqueParameterTensors.apply``: a second use of an initializer gets its own copy
+    (same new names, same order); initializers are looked up by name, and only the ones that
+    are copied are converted to numpy."""
+    from onnx import numpy_helper  # lazy: onnx is imported only by install()
+
+    inits: dict[str, Any] = {}
+    for t in model.graph.initializer:
+        inits.setdefault(t.name, t)  # qonnx's get_initializer returns the first match
+    seen: set[str] = set()
+    for n in model.graph.node:
+        for idx, name in enumerate(list(n.input)):
+            if name not in inits:
+                continue  # a dynamic input
+            if name not in seen:
+                seen.add(name)
+                continue
+            new_name = model.make_new_valueinfo_name()
+            model.set_initializer(new_name, numpy_helper.to_array(inits[name]))
+            model.set_tensor_datatype(new_name, model.get_tensor_datatype(name))
+            n.input[idx] = new_name
+    return model, False
+
+
+def infer_datatypes_apply(self, model) -> tuple[Any, bool]:
+    """``InferDataTypes.apply`` with the model's datatype queries answered from an index of its
+    quantization annotations, built once and kept up to date by ``set_tensor_datatype``."""
+    from qonnx.core.datatype import DataType  # lazy: qonnx is imported only by install()
+    from qonnx.util.basic import get_by_name
+
+    run = original("InferDataTypes.apply")
+    graph = model._model_proto.graph
+    index: dict[str, Any] = {}
+    for qa in graph.quantization_annotation:
+        if qa.tensor_name in index:
+            return run(self, model)  # qonnx's own error for duplicate annotations
+        index[qa.tensor_name] = qa
+    cls = type(model)
+
+    def get_tensor_datatype(name: str):
+        qa = index.get(name)
+        if qa is not None:
+            entry = get_by_name(qa.quant_parameter_tensor_names, "finn_datatype", "key")
+            if entry is not None:
+                return DataType[entry.value]
+        return cls.get_tensor_datatype(model, name)  # not annotated: qonnx's fallback
+
+    def set_tensor_datatype(name: str, datatype) -> None:
+        qa = index.get(name)
+        if qa is None:
+            cls.set_tensor_datatype(model, name, datatype)  # appends a new annotation
+            if datatype is not None:
+                index[name] = graph.quantization_annotation[-1]
+            return
+        entry = get_by_name(qa.quant_parameter_tensor_names, "finn_datatype", "key")
+        if entry is not None:
+            if datatype is None:
+                entry.Clear()
+            else:
+                entry.value = datatype.name
+        elif datatype is not None:
+            new = qa.quant_parameter_tensor_names.add()
+            new.key, new.value = "finn_datatype", datatype.name
+
+    model.get_tensor_datatype, model.set_tensor_datatype = get_tensor_datatype, set_tensor_datatype
+    try:
+        return run(self, model)
+    finally:
+        del model.get_tensor_datatype, model.set_tensor_datatype
+
+
+def _targets() -> dict[str, tuple[Any, str, Any]]:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import GiveUniqueParameterTensors, SortGraph
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    return {
+        "check_all_tensor_shapes_specified":
+            (ModelWrapper, "check_all_tensor_shapes_specified", check_all_tensor_shapes_specified),
+        "SortGraph.apply": (SortGraph, "apply", sort_graph_apply),
+        "GiveUniqueParameterTensors.apply":
+            (GiveUniqueParameterTensors, "apply", give_unique_parameter_tensors_apply),
+        "InferDataTypes.apply": (InferDataTypes, "apply", infer_datatypes_apply),
+    }
+
+
+def install() -> None:
+    """Use the linear-time queries in this process (idempotent; not after :func:`disable`)."""
+    if _DISABLED:
+        return
+    for key, (owner, attr, fast) in _targets().items():
+        if key not in _ORIGINALS:
+            _ORIGINALS[key] = getattr(owner, attr)
+            setattr(owner, attr, fast)
+            log.debug("qonnx %s: linear-time version installed", key)
+
+
+def uninstall() -> None:
+    """Restore qonnx's own methods."""
+    for key, (owner, attr, _fast) in _targets().items():
+        if key in _ORIGINALS:
+            setattr(owner, attr, _ORIGINALS.pop(key))
+
+
+def disable() -> None:
+    """Restore qonnx's methods and keep them for the rest of the process (a baseline for
+    ``scripts/bench_flow.py``)."""
+    global _DISABLED
+    _DISABLED = True
+    uninstall()
+
+
+def original(key: str) -> Any:
+    """qonnx's own implementation of ``key`` (for comparisons), installed or not."""
+    if key in _ORIGINALS:
+        return _ORIGINALS[key]
+    owner, attr, _fast = _targets()[key]
+    return getattr(owner, attr)

@@ -14,7 +14,9 @@ Brevitas forward:
 * equal top-1 on every sample (up to logits that tie within the tolerance).
 
 Only a verified file is moved to ``path``; a sidecar ``<path>.json`` holds the report and the
-resolved model config. Nothing is left behind on failure.
+resolved model config. Both are written atomically (``bnn_brevitas.outputs``), and the CLI
+loads its source (model name, overrides, checkpoint) and checks ``-o`` before it writes: a
+failure leaves an existing export byte-identical and nothing behind.
 """
 
 from __future__ import annotations
@@ -22,9 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -35,15 +34,16 @@ import torch
 from torch import nn
 
 from .checkpoint import config_dict, load_model
-from .errors import ToolkitError, UserError
+from .errors import CheckFailedError, UserError
 from .models import create_model
-from .utils import module_logger, parse_overrides, setup_logging, sha256_file
+from .outputs import atomic_write_file, check_output_file
+from .utils import module_logger, parse_overrides, run_cli, setup_logging, sha256_file
 
 log = module_logger(__spec__, __name__)
 
 
-class ExportMismatchError(ToolkitError):
-    """The exported QONNX does not compute what the Brevitas model computes."""
+class ExportMismatchError(CheckFailedError):
+    """The exported QONNX does not compute what the Brevitas model computes (exit 1)."""
 
 
 @dataclass
@@ -163,15 +163,18 @@ def export_checked(model: nn.Module, path: str | Path, *, samples: int = 4, seed
     path = Path(path)
     if path.suffix != ".onnx":
         raise UserError(f"export path must end in .onnx, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = path.with_suffix(".json")
+    for target in (path, sidecar):  # a bad -o fails before the export's work
+        check_output_file(target)
     model.eval()
     shape = tuple(model.cfg.input_shape)
     x = sample_inputs(shape, max(samples, 1), seed)
     integer_graph = bool(getattr(model.cfg, "hw", False))
     ref, ref_codes = brevitas_integer_probe(model, x)
-    tmpdir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}."))
-    tmp = tmpdir / path.name  # the exporter may write external data next to it
-    try:
+    name = getattr(model, "model_name", type(model).__name__)
+    reports: list[ExportReport] = []
+
+    def write_checked(tmp: Path) -> None:  # the exporter may write external data next to it
         t0 = time.perf_counter()
         _raw_export(model, x[:1], tmp)
         t1 = time.perf_counter()
@@ -179,22 +182,20 @@ def export_checked(model: nn.Module, path: str | Path, *, samples: int = 4, seed
         t2 = time.perf_counter()
         diff, tol, int_exact, top1 = compare_outputs(
             ref, out, ref_codes if integer_graph else None, out_codes, atol, rtol)
-        name = getattr(model, "model_name", type(model).__name__)
-        report = ExportReport(str(path), name, shape, len(x), diff, tol, int_exact, top1,
-                              round(t1 - t0, 3), round(t2 - t1, 3))
+        reports.append(ExportReport(str(path), name, shape, len(x), diff, tol, int_exact, top1,
+                                    round(t1 - t0, 3), round(t2 - t1, 3), sha256_file(tmp)))
         if diff > tol or int_exact is False or not top1:
             raise ExportMismatchError(
                 f"QONNX export of {name} does not match Brevitas: max|Δ|={diff:.3g} "
                 f"(tolerance {tol:.3g}), integer-exact={int_exact}, top-1 agree={top1}")
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    report.sha256 = sha256_file(path)
-    sidecar = {"report": asdict(report), "model": report.model, "config": config_dict(model),
-               **(extra or {})}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
-    log.info("exported %s → %s (max|Δ| %.2e, integer-exact %s)", report.model, path, diff,
-             int_exact)
+
+    atomic_write_file(path, write_checked)
+    report = reports[0]
+    atomic_write_file(sidecar, json.dumps({"report": asdict(report), "model": report.model,
+                                           "config": config_dict(model), **(extra or {})},
+                                          indent=2))
+    log.info("exported %s → %s (max|Δ| %.2e, integer-exact %s)", report.model, path,
+             report.max_abs_diff, report.integer_exact)
     return report
 
 
@@ -211,20 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, help="output .onnx (default build/<model>.onnx)")
     ap.add_argument("--samples", type=int, default=4, help="inputs compared after export")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    setup_logging()
-    try:
-        if args.checkpoint:
+    setup_logging(args.verbose)
+
+    def body() -> None:
+        if args.checkpoint:  # the source is loaded before anything is written
             model, extra = load_model(args.checkpoint), {"checkpoint": str(args.checkpoint)}
         else:
             model, extra = create_model(args.model, **parse_overrides(args.set)), {}
         out = args.output or Path("build") / f"{model.model_name}.onnx"
         report = export_checked(model, out, samples=args.samples, seed=args.seed, extra=extra)
-    except ToolkitError as e:
-        log.error("%s", e)
-        return 2
-    print(json.dumps(asdict(report), indent=2))  # noqa: T201 (CLI output)
-    return 0
+        print(json.dumps(asdict(report), indent=2))  # noqa: T201 (CLI output)
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

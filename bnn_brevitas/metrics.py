@@ -13,13 +13,15 @@ Definitions (``../shared/notes/bnext.md`` §5):
 Elementwise work (BN, PReLU, adds, gates, pooling) is not counted, as in both papers.
 Bit widths come from the layer annotations made by ``bnn_brevitas.quant`` (``expected_weight_bits``
 and ``input_bits``); an unannotated layer is float.
+
+The CLI follows the exit-code contract (``bnn_brevitas.errors``); ``--json`` is checked before
+the model is built and written atomically (``bnn_brevitas.outputs``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +29,8 @@ import torch
 from torch import nn
 
 from .models import create_model
-from .utils import module_logger, parse_overrides, setup_logging
+from .outputs import atomic_write_file, check_output_file
+from .utils import module_logger, parse_overrides, run_cli, setup_logging
 
 log = module_logger(__spec__, __name__)
 
@@ -154,15 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--float-bits", type=int, default=16, help="ACE bit width of float operands")
     ap.add_argument("--per-layer", action="store_true", help="print the per-layer table")
     ap.add_argument("--json", type=Path, help="also write the costs (with layers) to this file")
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    setup_logging()
-    cost = model_costs(args.model, args.float_bits, **parse_overrides(args.set))
-    print(format_table(cost, args.per_layer))  # noqa: T201 (CLI output)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        data = cost.summary() | {"layers": [asdict(lc) for lc in cost.layers]}
-        args.json.write_text(json.dumps(data, indent=2))
-    return 0
+    setup_logging(args.verbose)
+
+    def body() -> None:
+        if args.json:
+            check_output_file(args.json)
+        cost = model_costs(args.model, args.float_bits, **parse_overrides(args.set))
+        print(format_table(cost, args.per_layer))  # noqa: T201 (CLI output)
+        if args.json:
+            data = cost.summary() | {"layers": [asdict(lc) for lc in cost.layers]}
+            atomic_write_file(args.json, json.dumps(data, indent=2))
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

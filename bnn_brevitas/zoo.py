@@ -6,6 +6,8 @@ it ships, and ``resnet18_4w4a``), built by its ``model_with_cfg`` with fresh see
 (nothing is downloaded), BatchNorm statistics calibrated by seeded train-mode passes, and
 exported with Brevitas's own ``brevitas.export.export_qonnx``: none of this project's model
 or export code is involved, so the files are what a user brings to ``flows.pipeline --onnx``.
+The name and options are checked before anything is built, and the file is written atomically
+(``bnn_brevitas.outputs``): a failed export leaves an existing file byte-identical.
 
 ======================  =========================  ==================================
 name                    input (N, …)               what the first layer takes
@@ -19,8 +21,6 @@ name                    input (N, …)               what the first layer takes
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,8 @@ from torch import nn
 
 from . import _compat  # noqa: F401  (torch 2.13 shim for brevitas, see _compat)
 from .errors import UnknownNameError, UserError
-from .utils import module_logger, setup_logging
+from .outputs import atomic_write_file, check_output_file
+from .utils import module_logger, run_cli, setup_logging
 
 log = module_logger(__spec__, __name__)
 
@@ -88,23 +89,23 @@ def export(name: str, path: str | Path, seed: int = 0, flat_input: bool = False)
     exported with a 1×784 input instead of 1×1×28×28."""
     from brevitas.export import export_qonnx
 
-    model = build(name, seed)  # raises for an unknown name
+    if name not in ZOO:
+        raise UnknownNameError("zoo model", name, ZOO)
+    if flat_input and name.startswith(("cnv", "resnet")):
+        raise UserError(f"{name}: flat_input applies to the MLPs (tfc, sfc, lfc) only")
+    path = check_output_file(path)
     spec = ZOO[name]
-    shape = spec.input_shape
-    if flat_input:
-        if name.startswith(("cnv", "resnet")):
-            raise UserError(f"{name}: flat_input applies to the MLPs (tfc, sfc, lfc) only")
-        shape = (int(torch.tensor(shape).prod()),)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (int(torch.tensor(spec.input_shape).prod()),) if flat_input else spec.input_shape
+    model = build(name, seed)
     x = torch.rand(1, *shape, generator=torch.Generator().manual_seed(seed))
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as tmp:
-        raw = Path(tmp) / path.name  # torch's exporter may write external data beside it
+
+    def write(raw: Path) -> None:  # torch's exporter may write external data beside it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_qonnx(model, x, export_path=str(raw), dynamo=not spec.torchscript)
         onnx.save(onnx.load(str(raw)), str(raw))  # one self-contained file, nothing else
-        os.replace(raw, path)
+
+    atomic_write_file(path, write)
     log.info("exported %s → %s (input %s)", name, path, "×".join(map(str, (1, *shape))))
     return path
 
@@ -117,19 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--flat-input", action="store_true", help="MLPs: 1×784 input")
     ap.add_argument("--list", action="store_true", help="print the zoo and exit")
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
     if args.list or not args.name:
         for n in list_zoo():
             print(n, "×".join(map(str, ZOO[n].input_shape)))  # noqa: T201 (CLI output)
         return 0
-    try:
+
+    def body() -> None:
         export(args.name, args.output or Path("build/zoo") / f"{args.name}.onnx", args.seed,
                args.flat_input)
-    except (UnknownNameError, UserError) as e:
-        log.error("%s", e)
-        return 2
-    return 0
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,21 @@
 exactness check), then runs the steps of :data:`STEPS` from ``cfg.from_step`` to
 ``cfg.to_step``, saving ``<output_dir>/intermediate/NN_<step>.onnx`` after each and a
 ``flow_report.json`` with the step times. A run that starts at a later step resumes from the
-saved model of the step before it.
+saved model of the step before it, in the existing build.
+
+Nothing is lost (``bnn_brevitas.outputs``): the source is loaded and checked (:func:`check_source`)
+before anything in the output directory is touched; a build from the first step is written
+in place of the old one only when the old one is a build (its ownership marker, or for a build
+from before the marker its ``flow_config.yaml``), and a failed run puts the old build back
+byte-identical. Any other non-empty directory, a file, or a directory that holds the source is
+refused (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +31,15 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.checkpoint import load_model as load_torch_model
 from bnn_brevitas.checkpoint import save_checkpoint
-from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError
+from bnn_brevitas.errors import ConfigError, ToolkitError, UnknownNameError, UserError
 from bnn_brevitas.export import calibrate_fresh, export_checked
 from bnn_brevitas.models import create_model
+from bnn_brevitas.outputs import adopt_output_dir, atomic_output_dir
 from bnn_brevitas.utils import (
     exception_summary,
-    log_error,
     module_logger,
     parse_overrides,
+    run_cli,
     setup_logging,
     sha256_file,
 )
@@ -56,12 +62,18 @@ log = module_logger(__spec__, __name__)
 
 #: every step that runs without Xilinx tools, in order
 STEPS: dict[str, Step] = {**GRAPH_STEPS, **HW_STEPS}
+#: the tool named in the ownership marker of a build (``bnn_brevitas.outputs``; ``hw.bitstream``
+#: builds through :func:`run_flow`, so its builds are this tool's too) and the files that mark
+#: a build written before the marker existed
+OUTPUT_TOOL = "flows.pipeline"
+LEGACY_BUILD_FILES = (FLOW_CONFIG,)
 
 
-class StepError(ToolkitError):
+class StepError(UserError):
     """A step failed inside a FINN/qonnx transformation; the message names the step, the node
     it failed on (when one can be found) and the reason. The original exception is the
-    ``__cause__`` (its traceback is shown with ``-v``)."""
+    ``__cause__`` (its traceback is shown with ``-v``). Exit 2 (README): most often the model
+    holds something the flow does not support."""
 
 
 def _failing_node(tb) -> NodeProto | None:
@@ -120,46 +132,55 @@ def intermediate_path(cfg: FlowConfig, name: str, steps: dict[str, Step] = STEPS
     return intermediate_file(cfg.out_dir, list(steps).index(name) + 1, name)
 
 
-def load_source(cfg: FlowConfig) -> ModelWrapper:
-    """The QONNX model to compile, saved in the build as ``model.qonnx.onnx`` (verify's
-    reference): ``cfg.onnx`` as is (one self-contained file, external data pulled in), or an
-    exactness-checked export of a registry model or checkpoint."""
-    path = cfg.out_dir / QONNX_EXPORT
+def read_onnx(path: Path) -> ModelWrapper:
+    """The QONNX model in ``path``; a missing, non-file, empty or unparsable file (or one whose
+    graph has no nodes) is a ``ConfigError`` naming the file and the problem."""
+    what = f"ONNX file {str(path)!r}"
+    if not path.exists():
+        raise ConfigError(f"{what} does not exist")
+    if not path.is_file():
+        kind = "a directory, not a file" if path.is_dir() else "not a regular file"
+        raise ConfigError(f"{what} is {kind}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{what} is empty (0 bytes)")
+    try:
+        model = ModelWrapper(str(path))
+    except Exception as e:  # noqa: BLE001 (onnx's parse errors: not a model file)
+        raise ConfigError(f"{what} is not a readable ONNX model: {exception_summary(e)}") \
+            from None
+    if not model.graph.node:
+        raise ConfigError(f"{what} is not an ONNX model: its graph has no nodes")
+    return model
+
+
+def check_source(cfg: FlowConfig) -> ModelWrapper | torch.nn.Module:
+    """The source to compile, loaded and checked before anything in the build is touched: the
+    ``cfg.onnx`` model (:func:`read_onnx`), the checkpoint's model, or the registry model (a
+    known name and valid overrides; fresh weights seeded, calibrated unless disabled)."""
     if cfg.onnx is not None:
-        if not cfg.onnx.is_file():
-            raise ConfigError(f"ONNX file {str(cfg.onnx)!r} does not exist")
-        try:
-            model = ModelWrapper(str(cfg.onnx))
-        except Exception as e:  # noqa: BLE001 (onnx's parse errors: not a model file)
-            raise ConfigError(f"{str(cfg.onnx)!r} is not a readable ONNX model: {e}") from None
-        model.save(str(path))  # the build's own copy: verify's reference
-        return model
+        return read_onnx(cfg.onnx)
     if cfg.checkpoint is not None:
-        model = load_torch_model(cfg.checkpoint)
-    else:
-        torch.manual_seed(cfg.seed)
-        model = create_model(cfg.model, **cfg.model_overrides)
-        if cfg.calibrate_fresh:
-            calibrate_fresh(model, seed=cfg.seed)
-    # the exact weights compiled, for flows/verify.py's Brevitas stage
-    save_checkpoint(cfg.out_dir / BREVITAS_MODEL, model.eval(),
+        return load_torch_model(cfg.checkpoint)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **cfg.model_overrides)
+    if cfg.calibrate_fresh:
+        calibrate_fresh(model, seed=cfg.seed)
+    return model
+
+
+def write_source(cfg: FlowConfig, source: ModelWrapper | torch.nn.Module) -> ModelWrapper:
+    """Save the checked source in the build as ``model.qonnx.onnx`` (verify's reference): an
+    ONNX model as is (one self-contained file, external data pulled in), a Brevitas model as
+    ``model.pt`` (the exact weights compiled) and its exactness-checked export."""
+    path = cfg.out_dir / QONNX_EXPORT
+    if isinstance(source, ModelWrapper):
+        source.save(str(path))
+        return source
+    save_checkpoint(cfg.out_dir / BREVITAS_MODEL, source.eval(),
                     source=str(cfg.checkpoint or cfg.model))
-    export_checked(model, path, samples=2, seed=cfg.seed,
+    export_checked(source, path, samples=2, seed=cfg.seed,
                    extra={"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None})
     return ModelWrapper(str(path))
-
-
-def _clear_build_dir(out: Path) -> None:
-    """A build from the first step starts empty, so no artefact of an earlier build (a later
-    step's model, report or golden vectors) survives looking valid. Only a directory this flow
-    wrote (it holds ``flow_config.yaml``) is cleared; any other non-empty one is refused."""
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not (out / FLOW_CONFIG).is_file():
-        raise ConfigError(f"output directory {str(out)!r} is not empty and is not a build of this "
-                          "flow; pass an empty or new --output-dir")
-    log.info("clearing the previous build in %s", out)
-    shutil.rmtree(out)
 
 
 def source_fingerprint(cfg: FlowConfig) -> str:
@@ -184,24 +205,37 @@ def is_current(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> bool:
     return same and set(steps) <= set(done) and source.read_text() == source_fingerprint(cfg)
 
 
+def _source_files(cfg: FlowConfig) -> list[Path]:
+    """The files a build reads while it is written (it may not hold them)."""
+    return [p for p in (cfg.onnx, cfg.checkpoint, cfg.folding_file) if p is not None]
+
+
 def run_flow(cfg: FlowConfig, steps: dict[str, Step] = STEPS) -> FlowResult:
-    """Run the configured steps (see the module docstring)."""
+    """Run the configured steps (see the module docstring). From the first step: a new build,
+    replacing an old one only on success; from a later one: the existing build, continued."""
     names = step_names(cfg, steps)
-    out = cfg.out_dir
     first = list(steps).index(names[0])
-    if first == 0:
-        _clear_build_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / FLOW_CONFIG)
-    if first == 0:
-        (out / SOURCE_FINGERPRINT).write_text(source_fingerprint(cfg))
-        model = load_source(cfg)
-    else:
+    out = cfg.out_dir
+    if first > 0:
         prev = intermediate_path(cfg, list(steps)[first - 1], steps)
-        if not prev.is_file():
+        if out.is_dir() and not prev.is_file():
             raise ConfigError(f"cannot start at step {names[0]!r}: {prev} does not exist "
                               "(run the earlier steps first)")
-        model = load_model(prev)
+        adopt_output_dir(out, OUTPUT_TOOL, LEGACY_BUILD_FILES)  # a file, nothing, not a build
+        cfg.save(out / FLOW_CONFIG)
+        return _run_steps(cfg, steps, names, load_model(prev))
+    source = check_source(cfg)  # before anything in the output is touched
+    with atomic_output_dir(out, OUTPUT_TOOL, replace=True, legacy=LEGACY_BUILD_FILES,
+                           sources=_source_files(cfg), in_place=True):
+        cfg.save(out / FLOW_CONFIG)
+        (out / SOURCE_FINGERPRINT).write_text(source_fingerprint(cfg))
+        return _run_steps(cfg, steps, names, write_source(cfg, source))
+
+
+def _run_steps(cfg: FlowConfig, steps: dict[str, Step], names: list[str],
+               model: ModelWrapper) -> FlowResult:
+    """Run ``names`` on ``model``, saving the model after each and the step times."""
+    out = cfg.out_dir
     result = FlowResult(model, out, [])
     report = out / FLOW_REPORT
     times = json.loads(report.read_text()) if report.is_file() else {}
@@ -265,13 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         for i, name in enumerate(STEPS, 1):
             print(f"{i:2d} {name:28s} {(STEPS[name].__doc__ or '').splitlines()[0]}")  # noqa: T201
         return 0
-    try:
+
+    def body() -> None:
         result = run_flow(config_from_args(args))
-    except ToolkitError as e:
-        log_error(log, e, args.verbose)
-        return 2
-    log.info("done: %s", ", ".join(result.steps_run))
-    return 0
+        log.info("done: %s", ", ".join(result.steps_run))
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

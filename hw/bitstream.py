@@ -12,18 +12,21 @@
 
 Step 3 cannot run on machines without Vivado; :func:`finn_build_config` (the exact
 configuration it uses) is tested everywhere.
+
+The source is checked (``flows.pipeline.check_source``) before the build in ``-o`` is looked
+at, reused or replaced, so a typo in ``--onnx``/``--checkpoint``/``--model`` never costs a good
+build; replacing one follows ``flows.pipeline``'s rules (only a build, only on success).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import sys
 from pathlib import Path
 
-from bnn_brevitas.errors import InternalError, MissingToolError, ToolkitError
-from bnn_brevitas.utils import log_error, module_logger, setup_logging
+from bnn_brevitas.errors import InternalError, MissingToolError
+from bnn_brevitas.utils import module_logger, run_cli, setup_logging
 from flows.config import FlowConfig
 from flows.finn_env import import_builder, load_model, prepare_finn
 from flows.names import (
@@ -37,6 +40,7 @@ from flows.names import (
 )
 from flows.pipeline import (
     add_common_args,
+    check_source,
     config_from_args,
     intermediate_path,
     is_current,
@@ -48,7 +52,6 @@ log = module_logger(__spec__, __name__)
 
 #: FINN builder steps run with the Xilinx tools, in order
 VIVADO_STEPS = ("step_hw_ipgen", "step_create_stitched_ip", "step_synthesize_bitfile")
-EXIT_MISSING_TOOL = 3
 
 
 def finn_build_config(cfg: FlowConfig):
@@ -97,6 +100,7 @@ def produced_artifacts(cfg: FlowConfig) -> list[str]:
 def build_bitstream(cfg: FlowConfig) -> Path:
     """Run the whole build; return the bitfile path. Raises ``MissingToolError`` (after the
     tool-free part) when Vitis HLS or Vivado is not installed."""
+    check_source(cfg)  # a bad source fails here, before the build in -o is looked at
     if is_current(cfg):
         log.info("%s already holds this build (same config and source): reusing it", cfg.out_dir)
     else:
@@ -135,17 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(ap)
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        cfg = config_from_args(args)
-        bitfile = build_bitstream(cfg)
-    except MissingToolError as e:
-        log.error("%s", e)
-        return EXIT_MISSING_TOOL
-    except ToolkitError as e:
-        log_error(log, e, args.verbose)
-        return 2
-    log.info("bitfile: %s", bitfile)
-    return 0
+
+    def body() -> None:
+        log.info("bitfile: %s", build_bitstream(config_from_args(args)))
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

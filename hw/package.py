@@ -8,8 +8,13 @@ vectors ``golden/input.npy`` + ``golden/output.npy``, the HW-layer ONNX when pre
 ``--sim`` on a host), a copy of ``hw/driver`` (numpy + pynq only), ``README.md`` with the
 on-board commands and ``MANIFEST.json`` (sha256 of every file).
 
-The bundle is assembled in a temporary folder next to ``OUTDIR`` and renamed into place only
-when complete: a missing required file raises ``BundleError`` and leaves nothing behind.
+The build is checked first; then the bundle is assembled in a temporary folder next to
+``OUTDIR`` and swapped into place only when complete (``bnn_brevitas.outputs``): a missing
+required file raises ``BundleError`` and leaves nothing behind. ``--force`` replaces only a
+bundle this command wrote: a folder with the toolkit's ownership marker of ``hw.package`` (or,
+written before the marker, with ``MANIFEST.json`` and ``accel_meta.json``) and a tarball holding
+``OUTDIR/MANIFEST.json``. Any other folder or file, a build (the source or another one) and a
+folder that holds the build are refused, with or without ``--force``; nothing is deleted.
 """
 
 from __future__ import annotations
@@ -17,17 +22,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import os
 import shutil
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnn_brevitas.errors import UnknownNameError
-from bnn_brevitas.utils import module_logger, sha256_file
+from bnn_brevitas.errors import UserError
+from bnn_brevitas.outputs import MARKER, OutputError, atomic_output_dir, check_output_dir
+from bnn_brevitas.utils import module_logger, run_cli, setup_logging, sha256_file
 from flows.boards import get_board
 from hw.driver.errors import BundleError, DriverError
 from hw.driver.meta import META_NAME, load_meta
@@ -36,6 +40,11 @@ log = module_logger(__spec__, __name__)
 DRIVER_SRC = Path(__file__).resolve().parent / "driver"
 LAYOUT = {"bitfile": "accel.bit", "hwh": "accel.hwh", "golden_input": "golden/input.npy",
           "golden_output": "golden/output.npy", "hw_onnx": "hw_model.onnx"}
+MANIFEST = "MANIFEST.json"
+#: the owner named in a bundle's ownership marker, and the files that mark a bundle written
+#: before the marker existed (``bnn_brevitas.outputs``)
+OUTPUT_TOOL = "hw.package"
+LEGACY_BUNDLE_FILES = (MANIFEST, META_NAME)
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ def _readme(meta: dict, name: str, has_bit: bool, build: Path) -> str:
 
 Built {datetime.date.today().isoformat()} from `{build}` by `python -m hw.package`.
 Platform {meta.get('platform')}, part {meta.get('fpga_part')}, design clock
-{meta.get('clock', {}).get('synth_mhz')} MHz. `MANIFEST.json` lists the sha256 of every file.
+{meta.get('clock', {}).get('synth_mhz')} MHz. `{MANIFEST}` lists the sha256 of every file.
 {hw_note}
 ## On the board
 
@@ -117,44 +126,63 @@ def _populate(tmp: Path, meta: dict, found: dict[str, Path], has_bit: bool, name
     (tmp / "hw" / "__init__.py").write_text('"""Deploy-bundle copy of the toolkit\'s hw '
                                             'package (driver only)."""\n')
     (tmp / "README.md").write_text(_readme(meta, name, has_bit, build))
-    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    files = _files(tmp)
     manifest = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
                 "model": meta.get("model"), "board": meta.get("board"),
                 "has_bitstream": has_bit, "source": str(build),
                 "files": {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size}
                           for f in files}}
-    (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _files(folder: Path) -> list[str]:
+    """The bundle's files (the ownership marker is the toolkit's, not the bundle's)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name != MARKER)
+
+
+def _check_tarball(tarball: Path, name: str, force: bool) -> None:
+    """Whether the tarball may be (re)written: absent, or with ``force`` a bundle tarball
+    (holds ``<name>/MANIFEST.json``); raises ``OutputError`` otherwise."""
+    if not tarball.exists() and not tarball.is_symlink():
+        return
+    if not tarball.is_file():
+        raise OutputError(f"{tarball} is not a file; it is never replaced")
+    if not force:
+        raise OutputError(f"{tarball} exists; pass --force to replace it")
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            tar.getmember(f"{name}/{MANIFEST}")
+    except (tarfile.TarError, KeyError, OSError, EOFError):
+        raise OutputError(f"{tarball} is not a bundle tarball of {OUTPUT_TOOL} (no "
+                          f"{name}/{MANIFEST} inside); it is never replaced, even with "
+                          "--force") from None
 
 
 def build_bundle(build_dir: str | Path, board: str | None, out_dir: str | Path, *,
                  force: bool = False) -> Bundle:
     """Assemble the bundle from ``build_dir`` into ``out_dir`` (+ ``.tar.gz``). The board is
-    the build's own (``accel_meta.json``); ``board``, when given, must name the same one."""
+    the build's own (``accel_meta.json``); ``board``, when given, must name the same one.
+    ``force`` replaces an existing bundle of this command (see the module docstring)."""
     build, out = Path(build_dir).resolve(), Path(out_dir).resolve()
     if not build.is_dir():
         raise BundleError(f"build folder {build} not found")
+    meta, found, has_bit = _sources(build, board)  # the source first: nothing touched yet
     tarball = out.with_name(out.name + ".tar.gz")
-    if (out.exists() or tarball.exists()) and not force:
-        raise BundleError(f"{out} or {tarball.name} exists; pass --force to replace it")
-    meta, found, has_bit = _sources(build, board)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    tmp_tar = tmp.with_suffix(".tar.gz")
+    policy = dict(replace=force, legacy=LEGACY_BUNDLE_FILES, sources=(build,))
+    check_output_dir(out, OUTPUT_TOOL, **policy)
+    _check_tarball(tarball, out.name, force)
+    tmp_tar = out.with_name(f".{tarball.name}.tmp-{os.getpid()}")
     try:
-        _populate(tmp, meta, found, has_bit, out.name, build)
-        with tarfile.open(tmp_tar, "w:gz") as tar:
-            tar.add(tmp, arcname=out.name)
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, trash)
-            shutil.rmtree(trash)
-        os.replace(tmp, out)
+        with atomic_output_dir(out, OUTPUT_TOOL, **policy) as tmp:
+            _populate(tmp, meta, found, has_bit, out.name, build)
+            with tarfile.open(tmp_tar, "w:gz") as tar:
+                tar.add(tmp, arcname=out.name,
+                        filter=lambda m: None if Path(m.name).name == MARKER else m)
         os.replace(tmp_tar, tarball)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
         tmp_tar.unlink(missing_ok=True)
-        raise
-    files = tuple(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()))
+    files = tuple(_files(out))
     log.info("bundle %s (%d files) and %s", out, len(files), tarball.name)
     return Bundle(out, tarball, files, has_bit)
 
@@ -166,17 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", help="check that the build is for this board (default: the "
                     "build's own board, from its accel_meta.json)")
     ap.add_argument("-o", "--out", required=True, type=Path, help="bundle folder to create")
-    ap.add_argument("--force", action="store_true", help="replace an existing bundle")
+    ap.add_argument("--force", action="store_true",
+                    help="replace an existing bundle written by this command (nothing else)")
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        b = build_bundle(args.build_dir, args.board, args.out, force=args.force)
-    except (DriverError, UnknownNameError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"bundle {b.path} ({len(b.files)} files, bitstream: {'yes' if b.has_bitstream else 'no'})")
-    print(f"tarball {b.tarball}")
-    return 0
+    setup_logging(args.verbose)
+
+    def body() -> None:
+        try:
+            b = build_bundle(args.build_dir, args.board, args.out, force=args.force)
+        except DriverError as e:  # the driver's own errors (it cannot import ours): bad input
+            raise UserError(str(e)) from e
+        print(f"bundle {b.path} ({len(b.files)} files, "  # noqa: T201 (CLI output)
+              f"bitstream: {'yes' if b.has_bitstream else 'no'})")
+        print(f"tarball {b.tarball}")  # noqa: T201 (CLI output)
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.errors import ConfigError, UnknownNameError
+from bnn_brevitas.outputs import MARKER, OutputError
 from flows.config import FlowConfig
 from flows.pipeline import STEPS, intermediate_path, run_flow
 
@@ -116,6 +117,7 @@ def test_unknown_step_and_missing_resume_point(tmp_path):
 
 
 def test_a_new_build_clears_the_previous_one_and_refuses_foreign_dirs(tmp_path):
+    """A build from before the ownership marker (its flow_config.yaml) is replaced too."""
     out = tmp_path / "b"
     (out / "report").mkdir(parents=True)
     (out / "flow_config.yaml").write_text("model: cnv_w1a1\n")
@@ -123,12 +125,13 @@ def test_a_new_build_clears_the_previous_one_and_refuses_foreign_dirs(tmp_path):
     run_flow(FlowConfig(**CNV28, output_dir=out, to_step="tidy"))
     assert not (out / "report").exists()
     assert sorted(p.name for p in out.iterdir()) == [
-        "flow_config.yaml", "flow_report.json", "intermediate", "model.pt", "model.qonnx.json",
-        "model.qonnx.onnx", "source.txt"]
+        MARKER, "flow_config.yaml", "flow_report.json", "intermediate", "model.pt",
+        "model.qonnx.json", "model.qonnx.onnx", "source.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # the old build: deleted
     assert (out / "source.txt").read_text() == "registry:cnv_w1a1"
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep")
-    with pytest.raises(ConfigError, match="is not empty and is not a build of this flow"):
+    with pytest.raises(OutputError, match="is not empty and is not an output of this toolkit"):
         run_flow(FlowConfig(**CNV28, output_dir=foreign, to_step="tidy"))
     assert (foreign / "notes.txt").read_text() == "keep"

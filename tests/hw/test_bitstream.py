@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from bnn_brevitas.errors import InternalError, MissingToolError
+from bnn_brevitas.errors import EXIT_MISSING_TOOL, InternalError, MissingToolError
 from flows.boards import get_board, list_boards
 from flows.config import FlowConfig
 from flows.pipeline import is_current
@@ -57,7 +57,7 @@ def test_cli_exit_code_3_names_the_tool(build, caplog, monkeypatch):
     caplog.set_level(logging.INFO)
     rc = bitstream.main(["--config", str(build.out_dir / "flow_config.yaml"),
                          "-o", str(build.out_dir)])
-    assert rc == bitstream.EXIT_MISSING_TOOL
+    assert rc == EXIT_MISSING_TOOL
     assert "reusing it" in caplog.text and "missing Xilinx tool(s): vitis_hls" in caplog.text
 
 

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
@@ -25,6 +26,7 @@ from .config import FlowConfig
 log = logging.getLogger(__name__)
 
 RES_KEYS = ("LUT", "BRAM_18K", "URAM", "DSP")
+MAX_TICK_LABELS = 160  # layer names on the per-layer plot's axis (it is at most 24 in wide)
 #: the estimate report's file name in ``<build>/report/`` (read back by the driver-meta step)
 ESTIMATE_JSON = "estimate.json"
 
@@ -107,21 +109,25 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     layers = report["layers"]
-    x = range(len(layers))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, 0.12 * len(layers)), 7), sharex=True)
-    ax1.bar(x, [la["cycles"] for la in layers], color="tab:blue")
+    x = np.arange(len(layers))
+    edges = np.arange(len(layers) + 1) - 0.5  # one filled step per layer: one artist a series
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(min(max(8, 0.12 * len(layers)), 24), 7),
+                                   sharex=True)
+    ax1.stairs([la["cycles"] for la in layers], edges, fill=True, color="tab:blue")
     ax1.set_ylabel("cycles / frame")
     ax1.set_title(f"{report['model']} on {report['board']}: FINN estimates per layer "
                   f"({report['fps']:.0f} FPS @ {report['clock_mhz']:.0f} MHz)")
-    bottom = [0.0] * len(layers)
+    bottom = np.zeros(len(layers))
     for key, color in zip(RES_KEYS, ("tab:green", "tab:orange", "tab:purple", "tab:red")):
-        pct = [100.0 * la[key] / max(report["totals"][key], 1) for la in layers]
-        ax2.bar(x, pct, bottom=bottom, color=color, label=key)
-        bottom = [b + p for b, p in zip(bottom, pct)]
+        pct = np.array([100.0 * la[key] / max(report["totals"][key], 1) for la in layers])
+        ax2.stairs(bottom + pct, edges, baseline=bottom, fill=True, color=color, label=key)
+        bottom = bottom + pct
     ax2.set_ylabel("% of the design's total")
     ax2.legend(ncol=4, fontsize=8)
-    ax2.set_xticks(list(x))
-    ax2.set_xticklabels([la["node"] for la in layers], rotation=90, fontsize=5)
+    # every layer named up to MAX_TICK_LABELS, then every k-th (text dominates drawing time)
+    step = -(-len(layers) // MAX_TICK_LABELS)
+    ax2.set_xticks(list(x)[::step])
+    ax2.set_xticklabels([la["node"] for la in layers][::step], rotation=90, fontsize=5)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 #: (layer, what it holds, module patterns), bottom to top; patterns are ``fnmatch`` globs
 LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("base facts", "boards, tools, rtllib patches, qonnx speed-ups, domains and build-dir "
-     "file names, the stage-result record",
-     ("flows.names", "flows.results", "flows.boards", "flows.tools", "flows.rtllib_patches",
-      "flows.qonnx_speedups")),
+    ("base facts", "boards, tools, rtllib patches, domains and build-dir file names, the "
+     "stage-result record", ("flows.names", "flows.results", "flows.boards", "flows.tools",
+                             "flows.rtllib_patches")),
     ("config", "FlowConfig", ("flows.config",)),
     ("RTL unit models", "the project's RTL units as numpy models and HDL text (no FINN)",
      ("flows.rtl", "flows.rtl.unit", "flows.rtl.xnor_mvau", "flows.rtl.bipolar_mvau",

@@ -9,7 +9,7 @@
 * Every FINN graph this project reads may hold its own RTL ops: :func:`prepare_finn` and
   :func:`load_model` register them (``flows.rtl.registry``) before FINN looks a node up.
 * qonnx's per-node graph queries that are quadratic in the node count are replaced, in this
-  process, by linear-time versions with the same results (``flows/qonnx_speedups.py``),
+  process, by linear-time versions with the same results (``bnn_brevitas/qonnx_speedups.py``),
   installed when this module is imported: every step, stage and model load goes through it.
 * A model loaded from a build is relocated to where the build is now, and any path it names
   outside the build refused (:func:`load_model`, ``flows/build_dir.py``).
@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 from types import ModuleType
 
-from flows import qonnx_speedups
+from bnn_brevitas import qonnx_speedups
 from flows.build_dir import relocate_model
 from flows.rtl.registry import register_custom_ops
 from flows.rtllib_patches import use_patched_rtllib

@@ -3,7 +3,7 @@
 
 Runs ``python -m flows.pipeline`` twice on the same source, in fresh processes with
 ``PYTHONHASHSEED=0`` (qonnx writes value-info in set order otherwise): once with
-``flows.qonnx_speedups`` disabled (qonnx as installed), once as the flow runs by default.
+``bnn_brevitas.qonnx_speedups`` disabled (qonnx as installed), once as the flow runs by default.
 It records each step's time (``flow_report.json``), the wall time and the peak RSS of each
 run, and compares every saved intermediate model byte for byte. Writes a JSON report::
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 CHILD = ("import sys, runpy\n"
          "if sys.argv[1] == 'baseline':\n"
-         "    import flows.qonnx_speedups as q; q.disable()\n"
+         "    import bnn_brevitas.qonnx_speedups as q; q.disable()\n"
          "sys.argv = ['flows.pipeline'] + sys.argv[2:]\n"
          "runpy.run_module('flows.pipeline', run_name='__main__')\n")
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The linear-time qonnx queries (flows/qonnx_speedups.py) give exactly qonnx's own results."""
+"""The linear-time qonnx queries (bnn_brevitas/qonnx_speedups.py) give exactly qonnx's own results."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.general import GiveUniqueParameterTensors, SortGraph
 from qonnx.transformation.infer_datatypes import InferDataTypes
 
-from flows import qonnx_speedups
+from bnn_brevitas import qonnx_speedups
 from tests.flows.graphs import make_model, mt
 
 

@@ -57,7 +57,7 @@ build-bitstream: install  ## estimate, then HLS/Vivado to a bitfile; stops (exit
 ALL_RUN := runs/$(MODEL)-all-$(shell date +%Y%m%d-%H%M%S)
 all: install  ## train the default model, compile it for BOARD (as far as the tools allow), verify it
 	$(PY) -m bnn_brevitas.train --config $(TRAIN_CONFIG) --output-dir $(ALL_RUN) $(ARGS)
-	$(PY) -m hw.bitstream --checkpoint $(ALL_RUN)/checkpoint.pt --board $(BOARD) -o $(BUILD) \
+	$(PY) -m hw.bitstream --checkpoint $(ALL_RUN)/best.pt --board $(BOARD) -o $(BUILD) \
 		|| [ $$? -eq 3 ]
 	$(PY) -m flows.verify --build $(BUILD)
 

@@ -4,6 +4,8 @@
 ``{"format": 1, "model": name, "config": {field: value}, "state_dict": {...}, "extra": {...}}``
 The config holds only primitives, so the model is rebuilt from the registry, never unpickled.
 Writes are atomic (temporary file + rename): a crash never leaves a truncated checkpoint.
+Reading validates the layout and the stored model config (``build_model``): a corrupt or
+foreign file is a ``UserError`` naming the file, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import ToolkitError, UserError
 from .models import create_model, get_spec
 from .utils import module_logger, setup_logging, sha256_file
 
@@ -83,13 +85,50 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if ckpt.get("format", 0) > FORMAT_VERSION:
         raise UserError(f"checkpoint {str(path)!r} has format {ckpt['format']}, "
                         f"newer than this toolkit's {FORMAT_VERSION}")
+    kinds = {"model": str, "config": dict, "state_dict": dict, "extra": dict}
+    bad = [k for k, kind in kinds.items() if k in ckpt and not isinstance(ckpt[k], kind)]
+    if bad:
+        raise UserError(f"checkpoint {str(path)!r} is malformed: "
+                        + ", ".join(f"{k!r} is a {type(ckpt[k]).__name__}, not a "
+                                    f"{kinds[k].__name__}" for k in bad))
     return ckpt
 
 
-def load_model(path: str | Path) -> nn.Module:
-    """Rebuild the registry model of a checkpoint and load its weights (eval mode)."""
+def build_model(ckpt: dict[str, Any], path: str | Path,
+                overrides: dict[str, Any] | None = None) -> nn.Module:
+    """The registry model of a checkpoint read by ``read_checkpoint``, weights not loaded.
+
+    Its stored config must be valid for the registry model (else ``UserError`` naming the
+    file). ``overrides`` (e.g. ``export --set``) may only repeat stored values: the weights fix
+    the architecture, so a different value is a ``UserError``, never silently ignored."""
+    name, stored = ckpt["model"], ckpt["config"]
+    try:
+        default = config_dict_of(get_spec(name).config)
+    except ToolkitError as e:
+        raise UserError(f"checkpoint {str(path)!r}: {e}") from None
+    unknown = sorted(set(stored) - set(default)) + sorted(set(overrides or {}) - set(default))
+    if unknown:
+        raise UserError(f"checkpoint {str(path)!r}: unknown {name} config field(s) {unknown}; "
+                        f"valid: {', '.join(default)}")
+    for key, value in (overrides or {}).items():
+        have = stored.get(key, default[key])
+        if (list(value) if isinstance(value, tuple) else value) != have:
+            raise UserError(f"checkpoint {str(path)!r}: override {key}={value!r} contradicts the "
+                            f"checkpoint's {key}={have!r}; its weights fix the model config")
+    try:
+        return create_model(name, **config_overrides(name, stored))
+    except ToolkitError as e:
+        raise UserError(f"checkpoint {str(path)!r} has an invalid model config: {e}") from None
+    except (TypeError, ValueError, AttributeError) as e:  # a builder choking on a stored value
+        raise UserError(f"checkpoint {str(path)!r} has an invalid model config: "
+                        f"{type(e).__name__}: {e}") from None
+
+
+def load_model(path: str | Path, overrides: dict[str, Any] | None = None) -> nn.Module:
+    """Rebuild the registry model of a checkpoint and load its weights (eval mode);
+    ``overrides``: see ``build_model``."""
     ckpt = read_checkpoint(path)
-    model = create_model(ckpt["model"], **config_overrides(ckpt["model"], ckpt["config"]))
+    model = build_model(ckpt, path, overrides)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -99,16 +138,18 @@ def load_model(path: str | Path) -> nn.Module:
 
 
 def publish(run: str | Path, out: str | Path) -> str:
-    """Write the weights-only checkpoint of a training run (its directory or ``checkpoint.pt``)
-    to ``out`` with the run's model card numbers in ``extra``, record its sha256 in
-    ``SHA256SUMS`` next to it, and return the digest."""
+    """Write the weights-only checkpoint of a training run to ``out`` with the run's model
+    card numbers in ``extra``, record its sha256 in ``SHA256SUMS`` next to it, and return the
+    digest. ``run``: a checkpoint file, or a run directory, whose model card names the
+    checkpoint it describes (the selected epoch's; else ``checkpoint.pt``)."""
     import json
 
     src = Path(run)
-    ckpt_path = src / "checkpoint.pt" if src.is_dir() else src
-    model = load_model(ckpt_path)
-    card_path = ckpt_path.parent / "model_card.json"
+    card_path = (src if src.is_dir() else src.parent) / "model_card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    selected = card.get("checkpoint", {}).get("path", "checkpoint.pt")
+    ckpt_path = src / selected if src.is_dir() else src
+    model = load_model(ckpt_path)
     extra = {k: card[k] for k in ("dataset", "results", "training") if k in card}
     out = Path(out)
     save_checkpoint(out, model, source=str(ckpt_path), **extra)

@@ -68,13 +68,21 @@ def sample_inputs(input_shape: tuple[int, ...], n: int, seed: int = 0) -> torch.
     return torch.randint(0, 256, (n, *input_shape), generator=g).float() / 255.0
 
 
-def calibrate_fresh(model: nn.Module, steps: int = 4, batch: int = 16, seed: int = 0
+#: pixels per calibration batch: 16 images up to 32×32; fewer for larger inputs (2 at 224×224)
+CALIBRATION_PIXELS = 16 * 32 * 32
+
+
+def calibrate_fresh(model: nn.Module, steps: int = 4, batch: int | None = None, seed: int = 0
                     ) -> nn.Module:
     """Seeded train-mode passes over random pixel images so that a freshly built model has
     data-derived quantizer scales and BN statistics (untrained weights, but no degenerate
-    all-equal scales); returns the model in eval mode. Trained checkpoints never need this."""
+    all-equal scales); returns the model in eval mode. Trained checkpoints never need this.
+    ``batch`` defaults to 16 images up to 32×32 and to ``CALIBRATION_PIXELS`` worth of images
+    (at least 2, for batch statistics) above."""
     g = torch.Generator().manual_seed(seed)
     shape = tuple(model.cfg.input_shape)
+    if batch is None:
+        batch = min(16, max(2, CALIBRATION_PIXELS // (shape[-1] * shape[-2])))
     model.train()
     with torch.no_grad():
         for _ in range(steps):
@@ -210,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--model", help="registry name (fresh, randomly initialised weights)")
     src.add_argument("--checkpoint", type=Path, help="a checkpoint written by training")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a model config field (with --model)")
+                    help="override a model config field (with --model); with --checkpoint it "
+                    "may only repeat the checkpoint's own values (a contradiction is an error)")
     ap.add_argument("-o", "--output", type=Path, help="output .onnx (default build/<model>.onnx)")
     ap.add_argument("--samples", type=int, default=4, help="inputs compared after export")
     ap.add_argument("--seed", type=int, default=0)
@@ -220,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         if args.checkpoint:  # the source is loaded before anything is written
-            model, extra = load_model(args.checkpoint), {"checkpoint": str(args.checkpoint)}
+            model = load_model(args.checkpoint, parse_overrides(args.set))  # must agree with it
+            extra = {"checkpoint": str(args.checkpoint)}
         else:
             model, extra = create_model(args.model, **parse_overrides(args.set)), {}
         out = args.output or Path("build") / f"{model.model_name}.onnx"

@@ -14,7 +14,9 @@ Modules, in the order a run uses them:
 ``distill``    knowledge-distillation loss and teacher loading
 ``dist``       single process or DDP under torchrun (gloo on CPU, nccl on CUDA)
 ``state``      RNG / quantizer-statistics state for exact resume; SIGINT/SIGTERM handling
-``loop``       training step, epoch loop with progress bar, evaluation
+``loop``       training step (stops on a non-finite loss or gradient), epoch loop, evaluation
+``resume``     ``--resume``: exact or refused; ``--extend-epochs`` (a warm restart)
+``selection``  best epoch on the validation split (``best.pt``); the one test evaluation
 ``runner``     ``train(cfg)``: build, resume, run epochs, checkpoint
 ``finish``     curves, checked QONNX export, model card
 ``report``     metrics.jsonl, curves.png, summary table, model_card.{json,md}

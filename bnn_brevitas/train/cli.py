@@ -3,9 +3,17 @@
 
 Every config field is a flag (``lr`` → ``--lr``, booleans as ``--export/--no-export``); model
 config overrides use ``--set FIELD=VALUE`` as in ``bnn_brevitas.metrics``. Only the flags you
-pass override the YAML file, which overrides the defaults. Exit codes: 0 done, 2 bad
-configuration or input (no traceback), 130/143 stopped by SIGINT/SIGTERM after saving a
-checkpoint (continue with ``--resume RUN_DIR``).
+pass override the YAML file, which overrides the defaults.
+
+``--resume RUN_DIR`` continues a run exactly; flags that would change its schedule or data are
+refused (exit 2, the run untouched). ``--resume RUN_DIR --extend-epochs N`` trains N more
+epochs as a warm restart: warm-up from warmup_lr to lr over warmup_epochs, then cosine to
+min_lr, over the N new epochs (optimizer state, data order and RNG continue).
+
+Exit codes (``bnn_brevitas.errors``): 0 done; 1 training diverged (non-finite loss or gradient;
+the last finite checkpoint is kept) or the export check failed; 2 bad configuration or input,
+or a refused resume (no traceback); 130/143 stopped by SIGINT/SIGTERM after saving a checkpoint
+(continue with ``--resume RUN_DIR``).
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ToolkitError
-from ..utils import parse_overrides, setup_logging
+from ..errors import ConfigError
+from ..utils import parse_overrides, run_cli, setup_logging
+from . import resume
 from .config import FIELDS, TrainConfig, field_type, load_yaml, merge, validate
 from .runner import train
 
@@ -30,6 +39,7 @@ EPILOG = """examples:
   python -m bnn_brevitas.train --model bnext_nano --no-quantize -o runs/teacher
   python -m bnn_brevitas.train --teacher runs/teacher --kd-alpha 0.5
   python -m bnn_brevitas.train --resume runs/bnext_nano_hw-20261123-101500
+  python -m bnn_brevitas.train --resume runs/bnext_nano_hw-20261123-101500 --extend-epochs 2
   torchrun --nproc_per_node 2 -m bnn_brevitas.train --epochs 2         # DDP (gloo on CPU)
 """
 
@@ -54,15 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a model config field, e.g. --set widths=[8,16,32,32]")
     ap.add_argument("--dry-run", action="store_true",
                     help="validate and print the resolved config; train nothing")
+    ap.add_argument("--extend-epochs", type=int, metavar="N",
+                    help="with --resume: train N more epochs as a warm restart of the schedule "
+                         "(warm-up from warmup_lr to lr over warmup_epochs, then cosine to "
+                         "min_lr, over the N new epochs)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     for name, f in FIELDS.items():
-        if name == "model_overrides":
-            continue
         base, optional = field_type(name)
+        if base in (dict, list):  # model_overrides: --set; restart_at: --extend-epochs
+            continue
         flags = ["--" + name.replace("_", "-")] + (["-o"] if name == "output_dir" else [])
         default = f.default if f.default is not dataclasses.MISSING else None
+        bounds = f.metadata["bounds"]
+        rule = f"; {bounds.describe()}" if bounds is not None else ""
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS,
-                              "help": f"{f.metadata['help']} (default: {default})"}
+                              "help": f"{f.metadata['help']} (default: {default}{rule})"}
         if base is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -75,35 +91,40 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _resume_dir(path: str) -> Path:
-    p = Path(path)
-    return p if p.is_dir() else p.parent
-
-
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < saved run config (--resume) < --config file < flags; then validate."""
+    """Defaults (or the resumed run's config, extended by --extend-epochs) < --config file <
+    flags; then refuse a resume that would not continue its run exactly, and validate."""
     given = {k: v for k, v in vars(args).items() if k in FIELDS}
-    cfg = TrainConfig()
+    if args.extend_epochs is not None and not given.get("resume"):
+        raise ConfigError("extend_epochs: extends a run, so it needs --resume RUN_DIR")
+    base = TrainConfig()
     if given.get("resume"):
-        run_dir = _resume_dir(given["resume"])
-        saved = run_dir / "config.yaml"
-        if saved.is_file():
-            cfg = merge(cfg, load_yaml(saved), str(saved))
-        cfg = dataclasses.replace(cfg, output_dir=str(run_dir))
+        base = resume.stored_config(resume.read_training_checkpoint(given["resume"]),
+                                    given["resume"])
+        if args.extend_epochs is not None:
+            base = resume.extend_config(base, args.extend_epochs)
+    cfg = base
     if args.config is not None:
         cfg = merge(cfg, load_yaml(args.config), str(args.config))
     if args.set:
         given["model_overrides"] = parse_overrides(args.set)
-    return validate(merge(cfg, given, "command line"))
+    cfg = merge(cfg, given, "command line")
+    if given.get("resume"):  # before validate: a refused resume says why, not what else fails
+        resume.refuse_unsafe_changes(base, cfg)
+    return validate(cfg)
 
 
 def _print_result(result: Any) -> None:
     print(result.summary, end="")  # noqa: T201 (CLI output)
     lines = [f"run directory  {result.run_dir}"]
-    if result.test_acc is not None:
-        lines.append(f"test top-1     {100 * result.test_acc:.2f} % (final epoch), "
-                     f"best {100 * result.best_acc:.2f} %")
     card = result.card or {}
+    if card:
+        r = card["results"]
+        val = "" if r["val_top1"] is None else f" ({100 * r['val_top1']:.2f} %)"
+        lines.append(f"selected       epoch {r['selected_epoch']} of {r['epochs']} by "
+                     f"{r['selected_by']}{val}")
+        lines.append(f"test top-1     {100 * r['test_top1']:.2f} % ({card['checkpoint']['path']}"
+                     f", evaluated once)")
     if card.get("onnx"):
         lines.append(f"QONNX          {result.run_dir / card['onnx']['path']} (integer-exact "
                      f"{card['onnx']['integer_exact']})")
@@ -116,18 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
 
-    try:
+    def body() -> int:
         cfg = resolve_config(args)
         if args.dry_run:
             print(cfg.to_yaml(), end="")  # noqa: T201 (CLI output)
             return 0
         result = train(cfg)
-    except ToolkitError as e:
-        log.error("%s", e)
-        return 2
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
-    if result.summary or result.card:
-        _print_result(result)
-    return result.exit_code
+        if result.summary or result.card:
+            _print_result(result)
+        return result.exit_code
+
+    return run_cli(log, args.verbose, body)

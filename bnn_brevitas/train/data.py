@@ -18,6 +18,12 @@
 
 Images are kept as uint8 ``(C, H, W)`` tensors; the training loop scales them to [0, 1] (the
 input range every model of the registry expects, see ``bnn_brevitas.quant.InputQuant``).
+
+**Validation split** (``split_train_val``): ``val_samples`` images of the training split are
+held out for model selection: the first ``val_samples`` of a permutation seeded by ``seed``,
+and the training subset (``max_train_samples``, or all the rest) comes from the remainder, so
+the two never overlap and the same seed gives the same split. ``synthetic`` generates its
+validation images on top of its training images. The test split is never used for selection.
 """
 
 from __future__ import annotations
@@ -96,7 +102,8 @@ class FolderDataset(Dataset):
 
 @dataclass
 class DataBundle:
-    """Both splits and the shape they impose on the model (``img_size`` None: the model's)."""
+    """The splits and the shape they impose on the model (``img_size`` None: the model's);
+    ``val`` is None without a validation split."""
 
     name: str
     train: ArrayDataset | FolderDataset
@@ -105,6 +112,7 @@ class DataBundle:
     img_size: int | None
     num_classes: int
     source: str
+    val: ArrayDataset | FolderDataset | None = None
 
 
 # ------------------------------------------------------------------------------------ IDX
@@ -270,6 +278,20 @@ def _subset(ds: ArrayDataset | FolderDataset, n: int | None, seed: int
     return ds.subset(torch.randperm(len(ds), generator=g)[:n].sort().values)
 
 
+def split_train_val(ds: ArrayDataset | FolderDataset, n_val: int, n_train: int | None, seed: int
+                    ) -> tuple[ArrayDataset | FolderDataset, ArrayDataset | FolderDataset | None]:
+    """(train, validation) from one training split (see the module docstring): disjoint,
+    both in index order, the same for the same seed; validation is None when ``n_val`` is 0."""
+    if n_val == 0:
+        return _subset(ds, n_train, seed), None
+    if n_val >= len(ds):
+        raise UserError(f"val_samples: {n_val} validation images leave none of the {len(ds)} "
+                        f"training images for training; lower --val-samples (0: no split)")
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    rest = perm[n_val:] if n_train is None else perm[n_val:n_val + n_train]
+    return ds.subset(rest.sort().values), ds.subset(perm[:n_val].sort().values)
+
+
 def _need_dir(data_dir: str | None, name: str, what: str) -> str:
     if data_dir is None:
         raise UserError(f"{name} needs --data-dir DIR ({what})")
@@ -283,8 +305,9 @@ def _array_bundle(name: str, train: ArrayDataset, test: ArrayDataset, source: st
     if h != w:
         raise UserError(f"{name}: images are {h}×{w}; only square images are supported")
     n_cls = int(max(train.labels.max(), test.labels.max())) + 1
-    return DataBundle(name, _subset(train, req.max_train, req.seed),
-                      _subset(test, req.max_test, req.seed), c, h, n_cls, source)
+    train, val = split_train_val(train, req.val_samples, req.max_train, req.seed)
+    return DataBundle(name, train, _subset(test, req.max_test, req.seed), c, h, n_cls, source,
+                      val)
 
 
 @dataclass(frozen=True)
@@ -297,6 +320,7 @@ class DataRequest:
     max_train: int | None = None
     max_test: int | None = None
     seed: int = 0
+    val_samples: int = 0
 
 
 def _fashion_mnist(req: DataRequest) -> DataBundle:
@@ -319,14 +343,17 @@ def _cifar10(req: DataRequest) -> DataBundle:
 def _imagefolder(req: DataRequest) -> DataBundle:
     root = _need_dir(req.data_dir, "imagefolder", "train/ and val/ subdirectories")
     train, test, n_cls = load_imagefolder(root, req.model_shape[1])
-    return DataBundle("imagefolder", _subset(train, req.max_train, req.seed),
-                      _subset(test, req.max_test, req.seed), 3, None, n_cls, str(root))
+    train, val = split_train_val(train, req.val_samples, req.max_train, req.seed)
+    return DataBundle("imagefolder", train, _subset(test, req.max_test, req.seed), 3, None,
+                      n_cls, str(root), val)
 
 
 def _synthetic(req: DataRequest) -> DataBundle:
-    shape, n = req.model_shape, req.model_classes
-    train, test = synthetic_data(shape, n, req.max_train or 512, req.max_test or 128, req.seed)
-    return DataBundle("synthetic", train, test, shape[0], shape[1], n, "synthetic")
+    shape, n, n_train = req.model_shape, req.model_classes, req.max_train or 512
+    train, test = synthetic_data(shape, n, n_train + req.val_samples, req.max_test or 128,
+                                 req.seed)
+    train, val = split_train_val(train, req.val_samples, n_train, req.seed)
+    return DataBundle("synthetic", train, test, shape[0], shape[1], n, "synthetic", val)
 
 
 #: the dataset registry: ``TrainConfig.dataset`` → loader (the module docstring's table)
@@ -345,10 +372,10 @@ def list_datasets() -> list[str]:
 
 def load_data(dataset: str, data_dir: str | None, model_shape: tuple[int, int, int],
               model_classes: int, *, max_train: int | None = None, max_test: int | None = None,
-              seed: int = 0) -> DataBundle:
+              seed: int = 0, val_samples: int = 0) -> DataBundle:
     """Load ``dataset`` (see the module docstring); ``model_shape``/``model_classes`` are used
     only where the data takes its shape from the model (synthetic, imagefolder's size)."""
     if dataset not in DATASETS:
         raise UnknownNameError("dataset", dataset, DATASETS)
     return DATASETS[dataset](DataRequest(data_dir, tuple(model_shape), model_classes,
-                                         max_train, max_test, seed))
+                                         max_train, max_test, seed, val_samples))

@@ -12,7 +12,7 @@ for the student, so both have the same gradient; the KL form is 0 when the stude
 The T² factor keeps the gradient scale independent of T (Hinton et al. 2015).
 
 **Teacher.** Any checkpoint written by ``python -m bnn_brevitas.train`` (a file, or a run
-directory holding ``checkpoint.pt``), of any registry model with the same input shape and
+directory: its selected model ``best.pt``, else its last ``checkpoint.pt``), of any registry model with the same input shape and
 number of classes — e.g. ``bnext_nano`` trained with ``--no-quantize`` (float) first. It runs
 frozen, in eval mode, on the same augmented batch as the student.
 """
@@ -26,14 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint import config_overrides, read_checkpoint
+from ..checkpoint import build_model, read_checkpoint
 from ..errors import ConfigError, UserError
-from ..models import create_model
 from .state import load_weights
 
 log = logging.getLogger(__name__)
 
+#: a run's training checkpoint (last position, resumable) and its selected model
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float = 1.0) -> Tensor:
@@ -56,11 +57,11 @@ def training_loss(logits: Tensor, labels: Tensor, teacher_logits: Tensor | None,
     return loss
 
 
-def checkpoint_path(path: str | Path) -> Path:
-    """A checkpoint file, or the ``checkpoint.pt`` of a run directory."""
+def checkpoint_path(path: str | Path, names: tuple[str, ...] = (CHECKPOINT_NAME,)) -> Path:
+    """A checkpoint file, or the first of ``names`` that a run directory holds."""
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        path = next((path / n for n in names if (path / n).is_file()), path / names[-1])
     if not path.is_file():
         raise UserError(f"no checkpoint at {str(path)!r}")
     return path
@@ -86,8 +87,9 @@ def disable_quantization(model: nn.Module) -> int:
 def load_teacher(path: str | Path, input_shape: tuple[int, ...], num_classes: int,
                  device: torch.device) -> nn.Module:
     """Rebuild a checkpoint's model as a frozen eval-mode teacher; check it fits the data."""
-    ckpt = read_checkpoint(checkpoint_path(path))
-    model = create_model(ckpt["model"], **config_overrides(ckpt["model"], ckpt["config"]))
+    file = checkpoint_path(path, (BEST_NAME, CHECKPOINT_NAME))
+    ckpt = read_checkpoint(file)
+    model = build_model(ckpt, file)
     quantize = ckpt.get("extra", {}).get("quantize", True)
     load_weights(model, ckpt["state_dict"], quantize)
     if not quantize:

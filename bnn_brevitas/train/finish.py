@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The end of a finished run (rank 0): curves, checked QONNX export, model card, summary."""
+"""The end of a finished run (rank 0): curves, checked QONNX export, model card, summary.
+
+They describe the selected model (``selection.py``: ``best.pt``, already loaded into the
+session's model), with its validation and test results side by side and the split that
+selected it.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,9 @@ from ..utils import sha256_file
 from . import report
 from .augment import resolve_augment
 from .data import DataBundle
-from .distill import CHECKPOINT_NAME
+from .distill import BEST_NAME, CHECKPOINT_NAME
 from .loop import TrainSession
+from .selection import selected_by
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +35,42 @@ def _export(s: TrainSession, test_acc: float | None) -> dict[str, Any] | None:
         log.info("not exporting: a --no-quantize (float) model has no QONNX form for FINN")
         return None
     path = s.run_dir / f"{s.model.model_name}.onnx"
-    rep = export_checked(s.model, path, extra={"checkpoint": str(s.run_dir / CHECKPOINT_NAME),
+    rep = export_checked(s.model, path, extra={"checkpoint": str(s.run_dir / BEST_NAME),
                                                "test_top1": test_acc})
     return {"path": path.name, "sha256": rep.sha256, "max_abs_diff": rep.max_abs_diff,
             "integer_exact": rep.integer_exact, "top1_agree": rep.top1_agree}
 
 
-def build_card(s: TrainSession, data: DataBundle, onnx: dict[str, Any] | None
-               ) -> dict[str, Any]:
+def _results(s: TrainSession, test: dict[str, float]) -> dict[str, Any]:
+    best = s.best or {}
+    total_seconds = sum(h["train_seconds"] for h in s.history)
+    images = sum(h["img_per_s"] * h["train_seconds"] for h in s.history)
+    return {"selected_by": selected_by(s), "selected_epoch": best.get("epoch"),
+            "val_top1": best.get("val_acc"), "val_loss": best.get("val_loss"),
+            "test_top1": test["test_acc"], "test_loss": test["test_loss"], "epochs": s.epoch,
+            "train_seconds": total_seconds,
+            "img_per_s": images / total_seconds if total_seconds else 0.0}
+
+
+def build_card(s: TrainSession, data: DataBundle, test: dict[str, float],
+               onnx: dict[str, Any] | None) -> dict[str, Any]:
     """The model card dict (see ``report.py`` for the files it becomes)."""
     model = s.model
     cost = count_costs(model, tuple(model.cfg.input_shape), name=model.model_name)
-    last = s.history[-1] if s.history else {}
-    total_seconds = sum(h["train_seconds"] for h in s.history)
-    images = sum(h["img_per_s"] * h["train_seconds"] for h in s.history)
     return {
         "model": model.model_name,
         "description": get_spec(model.model_name).description,
         "model_config": config_dict(model),
         "quantize": s.cfg.quantize,
         "dataset": {"name": data.name, "source": data.source, "train_samples": len(data.train),
+                    "val_samples": len(data.val) if data.val is not None else 0,
                     "test_samples": len(data.test), "input_shape": list(model.cfg.input_shape),
                     "num_classes": model.cfg.num_classes},
-        "results": {"test_top1": last.get("test_acc"), "test_loss": last.get("test_loss"),
-                    "best_test_top1": s.best_acc, "epochs": s.epoch,
-                    "train_seconds": total_seconds,
-                    "img_per_s": images / total_seconds if total_seconds else 0.0},
+        "results": _results(s, test),
         "precision": report.precision_summary(model, cost.layers),
         "costs": cost.summary(),
-        "checkpoint": {"path": CHECKPOINT_NAME,
-                       "sha256": sha256_file(s.run_dir / CHECKPOINT_NAME)},
+        "checkpoint": {"path": BEST_NAME, "sha256": sha256_file(s.run_dir / BEST_NAME),
+                       "training_state": CHECKPOINT_NAME},
         "onnx": onnx,
         "teacher": s.cfg.teacher,
         "augmentation": resolve_augment(s.cfg.augment, s.cfg.dataset),
@@ -70,14 +82,15 @@ def build_card(s: TrainSession, data: DataBundle, onnx: dict[str, Any] | None
     }
 
 
-def finish_run(s: TrainSession, data: DataBundle) -> tuple[str, dict[str, Any]]:
-    """Plot, export and write the model card; return (summary table, card)."""
+def finish_run(s: TrainSession, data: DataBundle, test: dict[str, float]
+               ) -> tuple[str, dict[str, Any]]:
+    """Plot, export and write the model card of the selected model (``test``: its one test
+    evaluation); return (summary table, card)."""
     s.model.to("cpu").eval()
     title = f"{s.model.model_name} on {data.name}"
     if s.history:
         report.plot_curves(s.history, s.run_dir / "curves.png", title)
-    test_acc = s.history[-1]["test_acc"] if s.history else None
-    card = build_card(s, data, _export(s, test_acc))
+    card = build_card(s, data, test, _export(s, test["test_acc"]))
     report.write_model_card(s.run_dir, card)
     log.info("model card → %s", s.run_dir / "model_card.md")
-    return report.summary_table(s.history, title), card
+    return report.summary_table(s.history, title, card["results"]), card

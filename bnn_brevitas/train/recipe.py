@@ -10,10 +10,13 @@
 * **Cosine schedule with linear warm-up, stepped per iteration** (``WarmupCosine``): from
   ``warmup_lr`` to ``lr`` over the warm-up steps, then ``min_lr + (lr - min_lr)·(1 + cos πu)/2``
   for u = progress through the remaining steps. BNext uses timm's per-epoch version of the
-  same curve (5 warm-up epochs of 512, lr 1e-3 → 1e-7).
+  same curve (5 warm-up epochs of 512, lr 1e-3 → 1e-7). With ``restarts`` (``restart_at``,
+  ``--extend-epochs``) the schedule is a sequence of such segments, each a warm restart
+  (SGDR): warm-up from ``warmup_lr`` to ``lr``, then cosine to ``min_lr`` by its end.
 * **Progressive binarization** (``binarization_temperature``): BNext multiplies τ by 0.9 after
   every epoch, starting at 1, and weights are exactly ±1 once τ < 1e-7 (epoch 153 of 512).
-  Here τ(t) = 1e-7^(t / t_b) per step, t_b = ``binarize_at``·(total steps), and τ = 0 (exact
+  Here τ(t) = 1e-7^(t / t_b) per step, t_b = ``binarize_at``·(steps of the first schedule
+  segment: all steps without restarts, so extending a run never re-opens it), and τ = 0 (exact
   sign) from t_b on: with ``binarize_at = 153/512`` this is 0.9^(epoch) sampled per step.
   Eval mode and export are always exactly binary (``bnn_brevitas.quant.ProgressiveBinaryQuant``).
 * **Gradient clipping** to global norm ``grad_clip`` (BNext: 5).
@@ -21,6 +24,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -55,19 +59,27 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, conv_weigh
 
 @dataclass
 class WarmupCosine:
-    """Learning-rate *factor* per step (for ``LambdaLR``; picklable, state = plain numbers)."""
+    """Learning-rate *factor* per step (for ``LambdaLR``; picklable, state = plain numbers).
+
+    ``restarts``: the steps at which a new warm-up + cosine segment begins (none: one segment
+    over ``total_steps``); every segment has ``warmup_steps`` of warm-up."""
 
     total_steps: int
     warmup_steps: int
     lr: float
     warmup_lr: float
     min_lr: float
+    restarts: tuple[int, ...] = ()
 
     def lr_at(self, step: int) -> float:
         """The learning rate used by optimizer step ``step`` (0-based)."""
+        starts = (0, *self.restarts)
+        i = bisect.bisect_right(starts, step) - 1
+        end = starts[i + 1] if i + 1 < len(starts) else self.total_steps
+        step, total = step - starts[i], end - starts[i]
         if step < self.warmup_steps:
             return self.warmup_lr + (self.lr - self.warmup_lr) * step / self.warmup_steps
-        span = max(self.total_steps - self.warmup_steps, 1)
+        span = max(total - self.warmup_steps, 1)
         u = min((step - self.warmup_steps) / span, 1.0)
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * u))
 
@@ -76,11 +88,23 @@ class WarmupCosine:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
-                    lr: float, warmup_lr: float, min_lr: float
+                    lr: float, warmup_lr: float, min_lr: float, restarts: tuple[int, ...] = ()
                     ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration warm-up + cosine; call ``.step()`` after every optimizer step."""
-    fn = WarmupCosine(total_steps, warmup_steps, lr, warmup_lr, min_lr)
+    """Per-iteration warm-up + cosine (segments); call ``.step()`` after every optimizer step."""
+    fn = WarmupCosine(total_steps, warmup_steps, lr, warmup_lr, min_lr, tuple(restarts))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [fn] * len(optimizer.param_groups))
+
+
+def load_scheduler_position(scheduler: torch.optim.lr_scheduler.LambdaLR,
+                            state: dict) -> None:
+    """Restore a scheduler's position (``last_epoch``) but keep the schedule it was built with,
+    and set every group's learning rate from that schedule. ``LambdaLR.load_state_dict`` would
+    also overwrite the schedule with the saved one, which is wrong for an extended run."""
+    scheduler.load_state_dict({**state, "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
+    groups = scheduler.optimizer.param_groups
+    for group, base, fn in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in groups]
 
 
 def binarization_temperature(step: int, total_steps: int, binarize_at: float,

@@ -2,11 +2,13 @@
 """What a run leaves behind besides its checkpoint: metrics, curves, summary and model card.
 
 =====================  ==================================================================
-``metrics.jsonl``      one JSON object per finished epoch (appended as training goes)
-``curves.png``         train/test loss and top-1 per epoch (matplotlib, Agg backend)
-``model_card.json``    dataset, test top-1, bit widths per layer kind, costs
-                       (``bnn_brevitas.metrics.count_costs``), resolved training config,
-                       checkpoint and ONNX sha256, environment
+``metrics.jsonl``      one JSON object per finished epoch (appended as training goes): train
+                       and validation loss and top-1 (the test split is not evaluated per epoch)
+``curves.png``         train/validation loss and top-1 per epoch (matplotlib, Agg backend)
+``model_card.json``    dataset (train / validation / test sizes), the selected epoch and the
+                       split that selected it, its validation and test top-1, bit widths per
+                       layer kind, costs (``bnn_brevitas.metrics.count_costs``), resolved
+                       training config, checkpoint and ONNX sha256, environment
 ``model_card.md``      the same, for people
 =====================  ==================================================================
 """
@@ -35,7 +37,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Loss and top-1 of train and test per epoch, side by side."""
+    """Loss and top-1 of train and validation per epoch, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +45,9 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> N
 
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split, style in (("train", "o-"), ("test", "s-")):
+    for split, style in (("train", "o-"), ("val", "s-")):
+        if any(h.get(f"{split}_acc") is None for h in history):
+            continue  # no validation split
         ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, label=split)
         ax_acc.plot(epochs, [100 * h[f"{split}_acc"] for h in history], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
@@ -58,19 +62,36 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> N
     plt.close(fig)
 
 
-def summary_table(history: list[dict[str, Any]], title: str) -> str:
-    """The per-epoch table printed at the end of a run (rich, rendered to text)."""
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f} %"
+
+
+def _loss(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def selection_line(results: dict[str, Any]) -> str:
+    """Which epoch was selected, by which split, and its validation and test top-1."""
+    return (f"* selected by {results['selected_by']}: validation top-1 "
+            f"{_pct(results['val_top1'])}, test top-1 {_pct(results['test_top1'])} (evaluated "
+            f"once)")
+
+
+def summary_table(history: list[dict[str, Any]], title: str, results: dict[str, Any]) -> str:
+    """The per-epoch table printed at the end of a run (rich, rendered to text), the selected
+    epoch marked with *, and the selection line below it."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("epoch", "lr", "τ", "train loss", "train top-1", "test loss", "test top-1",
+    table = Table(title=title, caption=selection_line(results))
+    for col in ("epoch", "lr", "τ", "train loss", "train top-1", "val loss", "val top-1",
                 "img/s", "time (s)"):
         table.add_column(col, justify="right")
     for h in history:
-        table.add_row(str(h["epoch"]), f"{h['lr']:.2e}", f"{h['tau']:.2g}",
+        mark = "*" if h["epoch"] == results["selected_epoch"] else ""
+        table.add_row(f"{mark}{h['epoch']}", f"{h['lr']:.2e}", f"{h['tau']:.2g}",
                       f"{h['train_loss']:.4f}", f"{100 * h['train_acc']:.2f} %",
-                      f"{h['test_loss']:.4f}", f"{100 * h['test_acc']:.2f} %",
+                      _loss(h.get("val_loss")), _pct(h.get("val_acc")),
                       f"{h['img_per_s']:.1f}", f"{h['train_seconds']:.0f}")
     buf = io.StringIO()
     Console(file=buf, width=110, force_terminal=False).print(table)
@@ -113,10 +134,13 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {card['model']}", "", card.get("description", ""), "",
         "| | |", "|---|---|",
-        f"| dataset | {d['name']} ({d['train_samples']:,} train / {d['test_samples']:,} test, "
-        f"input {'×'.join(map(str, d['input_shape']))}, {d['num_classes']} classes) |",
-        f"| test top-1 | **{100 * r['test_top1']:.2f} %** (final epoch; best "
-        f"{100 * r['best_test_top1']:.2f} %) |",
+        f"| dataset | {d['name']} ({d['train_samples']:,} train / {d['val_samples']:,} "
+        f"validation, held out of the training set / {d['test_samples']:,} test, input "
+        f"{'×'.join(map(str, d['input_shape']))}, {d['num_classes']} classes) |",
+        f"| selected | epoch {r['selected_epoch']} of {r['epochs']}, by {r['selected_by']} |",
+        f"| validation top-1 | {_pct(r['val_top1'])} (loss {_loss(r['val_loss'])}) |",
+        f"| test top-1 | **{_pct(r['test_top1'])}** (loss {_loss(r['test_loss'])}; the selected "
+        f"checkpoint, evaluated once) |",
         f"| epochs | {r['epochs']} ({r['train_seconds']:.0f} s training, "
         f"{r['img_per_s']:.1f} img/s) |",
         f"| quantized | {card['quantize']} |",

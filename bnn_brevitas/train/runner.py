@@ -1,11 +1,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """``train(cfg)``: build a session from a validated ``TrainConfig``, run it, finish it.
 
-Order of work: validate → join DDP (under torchrun) → load data → fit the model's input shape
-and classes to the data → create model, teacher, optimizer, schedule, loaders → restore a
-checkpoint (``--resume``) → epochs (train, evaluate, checkpoint, metrics line) → on rank 0:
-curves, QONNX export (checked), model card, summary. A SIGINT/SIGTERM saves a checkpoint and
-returns exit code 130/143; ``--resume RUN`` then continues exactly.
+Order of work: validate (a resume: against the run's checkpoint, ``resume.py``) → join DDP
+(under torchrun) → load data → fit the model's input shape and classes to the data → create
+model, teacher, optimizer, schedule, loaders → restore a checkpoint (``--resume``) → only now
+write ``config.yaml`` → epochs (train, evaluate on the validation split, select, checkpoint,
+metrics line) → test the selected model once (``selection.py``) → on rank 0: curves, QONNX
+export (checked), model card, summary. Nothing is written before the run has started, so an
+invalid config or a refused resume leaves the file system as it was.
+
+A SIGINT/SIGTERM saves a checkpoint and returns exit code 130/143; ``--resume RUN`` then
+continues exactly. A non-finite loss or gradient raises ``loop.TrainingDivergedError``
+(exit 1), keeping the last finite checkpoint; so does a non-finite validation loss.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,39 +28,51 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import read_checkpoint, save_checkpoint
+from ..checkpoint import save_checkpoint
 from ..errors import ConfigError
 from ..models import create_model, resolve_config
-from . import loaders, report
+from . import loaders, report, resume, selection
 from .augment import build_augment, resolve_augment
 from .config import TrainConfig, validate
 from .data import DataBundle, load_data
 from .dist import DistContext, init_distributed, resolve_device
-from .distill import CHECKPOINT_NAME, checkpoint_path, disable_quantization, load_teacher
+from .distill import CHECKPOINT_NAME, disable_quantization, load_teacher
 from .finish import finish_run
-from .loop import TrainSession, epoch_train_metrics, evaluate, train_epoch, zero_sums
-from .recipe import build_optimizer, build_scheduler
-from .state import (
-    load_quant_stats_state,
-    load_weights,
-    quant_stats_state,
-    rng_state,
-    set_rng_state,
+from .loop import (
+    TrainingDivergedError,
+    TrainSession,
+    epoch_train_metrics,
+    evaluate,
+    train_epoch,
+    zero_sums,
 )
+from .recipe import build_optimizer, build_scheduler
+from .state import load_quant_stats_state, load_weights, quant_stats_state, rng_state
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainResult:
+    """What a run returns: the selected epoch, its validation top-1 (None without a validation
+    split) and its test top-1 (None until the run finished)."""
+
     run_dir: Path
     epochs_done: int
     test_acc: float | None
-    best_acc: float
+    val_acc: float | None
+    selected_epoch: int | None
     interrupted: bool
     exit_code: int
     summary: str = ""
     card: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, s: TrainSession, test_acc: float | None, exit_code: int, summary: str = "",
+           card: dict[str, Any] | None = None) -> TrainResult:
+        best = s.best or {}
+        return cls(s.run_dir, s.epoch, test_acc, best.get("val_acc"), best.get("epoch"),
+                   exit_code != 0, exit_code, summary, card)
 
 
 class _MainRankOnly(logging.Filter):
@@ -138,15 +157,18 @@ def _build_session(cfg: TrainConfig, ctx: DistContext, data: DataBundle, run_dir
     workers, pin = cfg.workers, device.type == "cuda"
     train_dl = loaders.train_loader(data.train, cfg.batch_size, ctx.world_size, ctx.rank,
                                     cfg.seed, workers, pin)
-    test_dl = loaders.test_loader(data.test, max(cfg.batch_size, 256), ctx.world_size, ctx.rank,
-                                  workers, pin)
+    eval_batch = max(cfg.batch_size, 256)
+    val_dl = None if data.val is None else loaders.test_loader(
+        data.val, eval_batch, ctx.world_size, ctx.rank, workers, pin)
+    test_dl = loaders.test_loader(data.test, eval_batch, ctx.world_size, ctx.rank, workers, pin)
     spe = loaders.steps_per_epoch(len(data.train), cfg.batch_size, ctx.world_size)
     if spe < 1:
         raise ConfigError(f"batch_size: {cfg.batch_size} exceeds the {len(data.train)} training "
                           f"samples ({ctx.world_size} process(es)); lower it")
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.conv_weight_decay)
     scheduler = build_scheduler(optimizer, cfg.epochs * spe, round(cfg.warmup_epochs * spe),
-                                cfg.lr, cfg.warmup_lr, cfg.min_lr)
+                                cfg.lr, cfg.warmup_lr, cfg.min_lr,
+                                tuple(e * spe for e in cfg.restart_at))
     scaler = torch.amp.GradScaler("cuda") if cfg.amp else None
     teacher = None
     if cfg.teacher:
@@ -154,17 +176,18 @@ def _build_session(cfg: TrainConfig, ctx: DistContext, data: DataBundle, run_dir
     augment = build_augment(resolve_augment(cfg.augment, cfg.dataset), model.cfg.img_size,
                             cfg.aug_magnitude)
     return TrainSession(cfg, ctx, device, model, net, optimizer, scheduler, scaler, teacher,
-                        augment.to(device) if augment else None, train_dl, test_dl, spe, run_dir)
+                        augment.to(device) if augment else None, train_dl, val_dl, test_dl, spe,
+                        run_dir)
 
 
-def save_state(s: TrainSession, data: DataBundle, test_acc: float | None) -> None:
+def save_state(s: TrainSession, data: DataBundle) -> None:
     """Write ``checkpoint.pt`` atomically (collective under DDP: every rank must call it)."""
     rngs = s.ctx.gather(rng_state())
     if not s.ctx.is_main:
         return
     train_state = {
         "epoch": s.epoch, "step_in_epoch": s.step_in_epoch, "global_step": s.global_step,
-        "best_acc": s.best_acc, "optimizer": s.optimizer.state_dict(),
+        "best": s.best, "optimizer": s.optimizer.state_dict(),
         "scheduler": s.scheduler.state_dict(),
         "scaler": s.scaler.state_dict() if s.scaler is not None else None,
         "rng": rngs, "partial": dict(s.partial), "history": list(s.history),
@@ -172,41 +195,27 @@ def save_state(s: TrainSession, data: DataBundle, test_acc: float | None) -> Non
     }
     save_checkpoint(s.run_dir / CHECKPOINT_NAME, s.model, train_state=train_state,
                     train_config=s.cfg.to_dict(), dataset=data.name, quantize=s.cfg.quantize,
-                    test_top1=test_acc)
+                    test_top1=None)
 
 
-def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by ``save_state`` (``ConfigError`` if it has no training state)."""
-
-    ckpt = read_checkpoint(checkpoint_path(path))
-    if "train_state" not in ckpt.get("extra", {}):
-        raise ConfigError(f"resume: {path} is a model checkpoint without training state")
-    return ckpt
-
-
-def restore_state(s: TrainSession, ckpt: dict[str, Any], path: str | Path) -> None:
-    """Continue from ``ckpt`` (same schedule, RNG, position); the weights are already loaded
-    by ``_build_model``."""
-    st = ckpt["extra"]["train_state"]
-    if st["world_size"] != s.ctx.world_size:
-        log.warning("resuming a %d-process run with %d processes: the data order differs",
-                    st["world_size"], s.ctx.world_size)
-    s.optimizer.load_state_dict(st["optimizer"])
-    s.scheduler.load_state_dict(st["scheduler"])
-    if s.scaler is not None and st["scaler"] is not None:
-        s.scaler.load_state_dict(st["scaler"])
-    s.epoch, s.step_in_epoch, s.global_step = st["epoch"], st["step_in_epoch"], st["global_step"]
-    s.best_acc, s.partial, s.history = st["best_acc"], dict(st["partial"]), list(st["history"])
-    rngs = st["rng"]
-    set_rng_state(rngs[s.ctx.rank] if s.ctx.rank < len(rngs) else rngs[0])
-    log.info("resumed %s at epoch %d, step %d of %d (global step %d, lr %.3e)", path,
-             s.epoch + 1, s.step_in_epoch, s.steps_per_epoch, s.global_step, s.lr)
-
-
-def _epoch_record(s: TrainSession, test_loss: float, test_acc: float) -> dict[str, Any]:
+def _epoch_record(s: TrainSession) -> dict[str, Any]:
+    val_loss = val_acc = None
+    if s.val_loader is not None:
+        val_loss, val_acc = evaluate(s, s.val_loader)
+        if not math.isfinite(val_loss):
+            raise TrainingDivergedError(
+                f"training diverged in epoch {s.epoch + 1}: validation loss {val_loss}; the "
+                f"last finite checkpoint is kept. Lower --lr or lengthen --warmup-epochs")
     return {"epoch": s.epoch + 1, "global_step": s.global_step, "lr": s.lr, "tau": s.tau,
-            **epoch_train_metrics(s), "test_loss": test_loss, "test_acc": test_acc,
+            **epoch_train_metrics(s), "val_loss": val_loss, "val_acc": val_acc,
             "time": datetime.now().isoformat(timespec="seconds")}
+
+
+def _log_epoch(s: TrainSession, r: dict[str, Any]) -> None:
+    val = ("" if r["val_acc"] is None else
+           f" | val loss {r['val_loss']:.4f} top-1 {100 * r['val_acc']:.2f} %")
+    log.info("epoch %d/%d: train loss %.4f top-1 %.2f %%%s | %.1f img/s", r["epoch"],
+             s.cfg.epochs, r["train_loss"], 100 * r["train_acc"], val, r["img_per_s"])
 
 
 def run_epochs(s: TrainSession, data: DataBundle) -> bool:
@@ -214,46 +223,55 @@ def run_epochs(s: TrainSession, data: DataBundle) -> bool:
     metrics = s.run_dir / "metrics.jsonl"
     while s.epoch < s.cfg.epochs:
         if not train_epoch(s):
-            save_state(s, data, None)
+            save_state(s, data)
             return False
-        test_loss, test_acc = evaluate(s)
-        record = _epoch_record(s, test_loss, test_acc)
+        record = _epoch_record(s)
         s.history.append(record)
-        s.best_acc = max(s.best_acc, test_acc)
+        selection.update_selection(s, data, record)  # best.pt before checkpoint.pt
         s.epoch, s.step_in_epoch, s.partial = s.epoch + 1, 0, zero_sums()
-        save_state(s, data, test_acc)
+        save_state(s, data)
         if s.ctx.is_main:
             report.append_metrics(metrics, record)
-            log.info("epoch %d/%d: train loss %.4f top-1 %.2f %% | test loss %.4f top-1 "
-                     "%.2f %% | %.1f img/s", record["epoch"], s.cfg.epochs, record["train_loss"],
-                     100 * record["train_acc"], test_loss, 100 * test_acc, record["img_per_s"])
+            _log_epoch(s, record)
         if s.epoch < s.cfg.epochs and s.ctx.any(s.stop.requested, s.device):
             return False  # signalled during evaluation: the epoch's checkpoint is saved
     return True
 
 
-def _prepare(cfg: TrainConfig, ctx: DistContext) -> tuple[TrainConfig, DataBundle, Path]:
+def _load(cfg: TrainConfig, ctx: DistContext) -> tuple[TrainConfig, DataBundle, Path]:
+    """Load the data and fit the model to it; decide the run directory. Writes nothing."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     probe = resolve_config(cfg.model, **cfg.model_overrides)
     data = load_data(cfg.dataset, cfg.data_dir, tuple(probe.input_shape), probe.num_classes,
                      max_train=cfg.max_train_samples, max_test=cfg.max_test_samples,
-                     seed=cfg.seed)
+                     seed=cfg.seed, val_samples=cfg.val_samples)
     cfg = dataclasses.replace(cfg, model_overrides=fit_model_to_data(cfg, data))
     run_dir = _new_run_dir(cfg, ctx)
     cfg = dataclasses.replace(cfg, output_dir=str(run_dir))
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dataclasses.replace(cfg, resume=None).to_yaml())
-    log.info("%s on %s: %d train / %d test samples, input %d×%d×%d, %d classes → %s",
-             cfg.model, data.name, len(data.train), len(data.test), data.in_channels,
-             data.img_size or probe.img_size, data.img_size or probe.img_size, data.num_classes,
-             run_dir)
+    size = data.img_size or probe.img_size
+    log.info("%s on %s: %d train / %d validation / %d test samples, input %d×%d×%d, "
+             "%d classes → %s", cfg.model, data.name, len(data.train),
+             len(data.val) if data.val is not None else 0, len(data.test), data.in_channels,
+             size, size, data.num_classes, run_dir)
     return cfg, data, run_dir
+
+
+def _write_run_files(s: TrainSession) -> None:
+    """``config.yaml`` (and a resumed run's metrics), once the run has started: until then a
+    failed start leaves the run directory as it was."""
+    if not s.ctx.is_main:
+        return
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    (s.run_dir / "config.yaml").write_text(dataclasses.replace(s.cfg, resume=None).to_yaml())
+    if s.cfg.resume:  # the checkpoint's history is authoritative
+        (s.run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n"
+                                                         for h in s.history))
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) one training job; see the module docstring."""
+    ckpt = resume.check_resume(cfg) if cfg.resume else None  # a refused resume says why first
     validate(cfg)
     ctx = init_distributed("cuda" if resolve_device(cfg.device, DistContext()).type == "cuda"
                            else "cpu")
@@ -262,7 +280,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         h.addFilter(log_filter)
     threads = torch.get_num_threads()
     try:
-        return _train(cfg, ctx)
+        return _train(cfg, ctx, ckpt)
     finally:
         torch.set_num_threads(threads)
         for h in logging.getLogger().handlers:
@@ -270,14 +288,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         ctx.close()
 
 
-def _train(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
-    cfg, data, run_dir = _prepare(cfg, ctx)
-    ckpt = read_training_checkpoint(cfg.resume) if cfg.resume else None
+def _train(cfg: TrainConfig, ctx: DistContext, ckpt: dict[str, Any] | None) -> TrainResult:
+    if ckpt is not None:
+        resume.check_world_size(ckpt, ctx)
+    cfg, data, run_dir = _load(cfg, ctx)
     s = _build_session(cfg, ctx, data, run_dir, ckpt)
     if ckpt is not None:
-        restore_state(s, ckpt, cfg.resume)
-        if ctx.is_main:  # the checkpoint's history is authoritative
-            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in s.history))
+        resume.restore_state(s, ckpt)
+    _write_run_files(s)
     s.stop.install()
     t0 = time.perf_counter()
     try:
@@ -288,11 +306,10 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainResult:
         log.warning("stopped at epoch %d, step %d/%d; checkpoint saved. Continue with: "
                     "python -m bnn_brevitas.train --resume %s", s.epoch + 1, s.step_in_epoch,
                     s.steps_per_epoch, run_dir)
-        return TrainResult(run_dir, s.epoch, None, s.best_acc, True, s.stop.exit_code())
+        return TrainResult.of(s, None, s.stop.exit_code())
     log.info("training done in %.0f s", time.perf_counter() - t0, extra={"all_ranks": True})
-    ctx.barrier()
+    test = selection.evaluate_selected(s, data)
     if not ctx.is_main:
-        return TrainResult(run_dir, s.epoch, None, s.best_acc, False, 0)
-    summary, card = finish_run(s, data)
-    test_acc = s.history[-1]["test_acc"] if s.history else None
-    return TrainResult(run_dir, s.epoch, test_acc, s.best_acc, False, 0, summary, card)
+        return TrainResult.of(s, test["test_acc"], 0)
+    summary, card = finish_run(s, data, test)
+    return TrainResult.of(s, test["test_acc"], 0, summary, card)

@@ -6,13 +6,15 @@ A training checkpoint is an ordinary ``bnn_brevitas.checkpoint`` file (``load_mo
 
 ``train_state``
     ``epoch`` (completed epochs), ``step_in_epoch`` (batches done in the interrupted epoch),
-    ``global_step``, ``best_acc``, ``optimizer``, ``scheduler`` and ``scaler`` state dicts,
+    ``global_step``, ``best`` (the selected epoch so far, ``selection.py``), ``optimizer``,
+    ``scheduler`` and ``scaler`` state dicts,
     per-rank RNG states, the partial-epoch metric sums, the metric ``history``, and
     ``quant_stats``: the counter, buffer and value of every Brevitas runtime-statistics scale.
     Brevitas' own ``state_dict`` stores a mid-collection scale as if collection had finished,
     so without these a run resumed during the first ``collect_stats_steps`` steps would differ.
 ``train_config``, ``dataset``, ``quantize``, ``test_top1``
-    what the model card and a KD teacher need.
+    the run's config (what ``--resume`` continues, ``resume.py``) and what a KD teacher needs;
+    ``test_top1`` is None: the test split is evaluated once, for ``best.pt``.
 
 Checkpoints are written atomically (``bnn_brevitas.checkpoint.atomic_save``) after every
 epoch and when SIGINT/SIGTERM arrives, so a SIGKILLed run loses at most one epoch.

@@ -69,7 +69,7 @@ def test_dry_run_prints_the_resolved_config(capsys):
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"lr": -1.0}, r"^lr: must be > 0, got -1.0$"),
+    ({"lr": -1.0}, r"^lr: must be in \(0, 1\], got -1.0$"),
     ({"epochs": 0}, r"^epochs: must be ≥ 1"),
     ({"warmup_epochs": 2.0, "epochs": 2}, r"^warmup_epochs: must be in \[0, epochs\)"),
     ({"kd_alpha": 1.5}, r"^kd_alpha: must be in \[0, 1\]"),
@@ -130,4 +130,4 @@ def test_bad_value_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "bnn_brevitas.train", "--lr", "-1"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert "lr: must be > 0" in proc.stderr and "Traceback" not in proc.stderr
+    assert "lr: must be in (0, 1]" in proc.stderr and "Traceback" not in proc.stderr

@@ -26,7 +26,7 @@ from bnn_brevitas.utils import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "synthetic", "--set", "widths=[8,16,32,32]", "--max-train-samples", "256",
-        "--max-test-samples", "64", "--batch-size", "16", "--threads", "1"]
+        "--max-test-samples", "64", "--val-samples", "32", "--batch-size", "16", "--threads", "1"]
 RESUME_RUN = [*TINY, "--epochs", "3", "--no-export"]
 
 
@@ -46,7 +46,7 @@ def assert_same_training(a: dict, b: dict) -> None:
     sa, sb = a["extra"]["train_state"], b["extra"]["train_state"]
     assert (sa["epoch"], sa["global_step"]) == (sb["epoch"], sb["global_step"])
     assert sa["scheduler"]["last_epoch"] == sb["scheduler"]["last_epoch"]
-    keys = ("epoch", "global_step", "lr", "tau", "train_loss", "train_acc", "test_loss", "test_acc")
+    keys = ("epoch", "global_step", "lr", "tau", "train_loss", "train_acc", "val_loss", "val_acc")
     assert [[h[k] for k in keys] for h in sa["history"]] == \
         [[h[k] for k in keys] for h in sb["history"]]
 
@@ -112,15 +112,17 @@ def test_one_epoch_end_to_end_exports_and_writes_the_model_card(tmp_path, capsys
     out = capsys.readouterr().out
     assert "test top-1" in out and "model_card.md" in out
     assert {p.name for p in run.iterdir()} >= {
-        "checkpoint.pt", "config.yaml", "metrics.jsonl", "curves.png", "model_card.json",
+        "checkpoint.pt", "best.pt", "config.yaml", "metrics.jsonl", "curves.png", "model_card.json",
         "model_card.md", "bnext_nano_hw.onnx", "bnext_nano_hw.json"}
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (record,) = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert record["epoch"] == 1 and record["global_step"] == 16 and record["tau"] == 0.0
-    assert record["lr"] == pytest.approx(1e-7) and 0.0 <= record["test_acc"] <= 1.0
+    assert record["lr"] == pytest.approx(1e-7) and 0.0 <= record["val_acc"] <= 1.0
+    assert "test_acc" not in record  # the test split is evaluated once, at the end
     card = json.loads((run / "model_card.json").read_text())
-    assert card["results"]["test_top1"] == record["test_acc"]
-    assert card["checkpoint"]["sha256"] == sha256_file(run / "checkpoint.pt")
+    assert card["results"]["val_top1"] == record["val_acc"]
+    assert card["results"]["selected_epoch"] == 1 and 0.0 <= card["results"]["test_top1"] <= 1
+    assert card["checkpoint"]["sha256"] == sha256_file(run / "best.pt")
     assert card["onnx"]["sha256"] == sha256_file(run / "bnext_nano_hw.onnx")
     assert card["onnx"]["integer_exact"] is True
     binary = [g for g in card["precision"]["layers"] if g["weight_bits"] == 1]
@@ -128,6 +130,7 @@ def test_one_epoch_end_to_end_exports_and_writes_the_model_card(tmp_path, capsys
                        "params": binary[0]["params"], "macs": binary[0]["macs"]}]
     assert card["costs"]["bops"] == binary[0]["macs"]
     assert card["dataset"]["train_samples"] == 256 and card["training"]["epochs"] == 1
+    assert card["dataset"]["val_samples"] == 32
     assert "## Bit widths per layer kind" in (run / "model_card.md").read_text()
     model = load_model(run / "checkpoint.pt")  # the training checkpoint is a model checkpoint
     assert model.cfg.widths == (8, 16, 32, 32)
@@ -156,7 +159,8 @@ def test_float_teacher_then_distilled_student(tmp_path):
     teacher = tmp_path / "teacher"
     assert cli.main(["--dataset", "synthetic", "--model", "bnext_nano", "--no-quantize",
                      "--set", "widths=[8,16,32,32]", "--max-train-samples", "512",
-                     "--max-test-samples", "128", "--batch-size", "32", "--epochs", "3",
+                     "--max-test-samples", "128", "--val-samples", "64", "--batch-size", "32",
+                     "--epochs", "3",
                      "--lr", "5e-3", "--threads", "1", "-o", str(teacher)]) == 0
     card = json.loads((teacher / "model_card.json").read_text())
     assert card["quantize"] is False and card["onnx"] is None  # a float model is not exported
@@ -178,7 +182,8 @@ def test_rgb_datasets_train_through_the_cli_with_randaugment(dataset, tmp_path):
     write_cifar(data_dir, per_batch=10) if dataset == "cifar10" else make_tree(data_dir)
     run = tmp_path / "run"
     assert cli.main(["--dataset", dataset, "--data-dir", str(data_dir), "--model",
-                     "bnext_micro_hw", "--set", "widths=[8,16,32,32]", "--batch-size", "4", "--augment", "auto",
+                     "bnext_micro_hw", "--set", "widths=[8,16,32,32]", "--batch-size", "4",
+                     "--val-samples", "2", "--augment", "auto",
                      "--epochs", "1", "--no-export", "--threads", "1", "-o", str(run)]) == 0
     card = json.loads((run / "model_card.json").read_text())
     assert card["dataset"]["input_shape"] == [3, 32, 32]

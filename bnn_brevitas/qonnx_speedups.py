@@ -13,12 +13,15 @@ O(nodes²) and, for initialisers, O(nodes × weights):
   to numpy (the whole model's weights) only to test whether a node input is one;
 * ``get_tensor_shape`` of an initializer without ValueInfo — it converts the whole tensor to
   numpy to read its shape;
+* ``InferShapes.apply`` — every custom op asks for its input's ValueInfo (a scan) while it is
+  swapped for a standard op; ``FoldQuantWeights`` and ``RemoveIdentityOps`` run it per node;
 * ``InferDataTypes.apply`` — two datatype queries per node, each a scan of every quantization
   annotation; ``MinimizeAccumulatorWidth`` and ``RoundAndClipThresholds`` run it once per node.
 
-:func:`install` replaces the first three and the last with versions that index the graph once per call and
+:func:`install` replaces the first three and the last two with versions that index the graph once per call and
 give the same answer (the same result, the same ValueInfos added, the same node order, the
 same assertion on duplicate ValueInfos); a test compares them with qonnx's own on real graphs.
+``InferShapes`` indexes the ValueInfos while the custom ops are swapped (which adds none), and
 ``InferDataTypes`` keeps an index of the annotations by tensor name for the duration of one
 ``apply``, updated by every datatype it sets. Nothing is cached across calls, so in-place graph edits between calls stay visible. The
 installed packages are not edited; :func:`uninstall` restores qonnx's methods.
@@ -118,6 +121,35 @@ def give_unique_parameter_tensors_apply(self, model) -> tuple[Any, bool]:
     return model, False
 
 
+def infer_shapes_apply(self, model) -> tuple[Any, bool]:
+    """``InferShapes.apply`` with the input model's ValueInfo queries answered from an index
+    while qonnx swaps each custom op for a shape-compatible standard one. A name the index does
+    not hold, or holds twice, goes to qonnx's own query (same answer, same assertion)."""
+    graph = model._model_proto.graph
+    index: dict[str, Any] = {}
+    dups: set[str] = set()
+    for vi in chain(graph.input, graph.output, graph.value_info):
+        (dups.add if vi.name in index else lambda _n: None)(vi.name)
+        index.setdefault(vi.name, vi)
+    cls = type(model)
+
+    def get_tensor_valueinfo(name: str):
+        vi = index.get(name)
+        return vi if vi is not None and name not in dups else cls.get_tensor_valueinfo(model, name)
+
+    def get_tensor_shape(name: str, fix_missing_init_shape: bool = False):
+        vi = index.get(name)
+        if vi is None or name in dups:
+            return cls.get_tensor_shape(model, name, fix_missing_init_shape)
+        return [d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+    model.get_tensor_valueinfo, model.get_tensor_shape = get_tensor_valueinfo, get_tensor_shape
+    try:
+        return original("InferShapes.apply")(self, model)
+    finally:
+        del model.get_tensor_valueinfo, model.get_tensor_shape
+
+
 def infer_datatypes_apply(self, model) -> tuple[Any, bool]:
     """``InferDataTypes.apply`` with the model's datatype queries answered from an index of its
     quantization annotations, built once and kept up to date by ``set_tensor_datatype``."""
@@ -169,6 +201,7 @@ def _targets() -> dict[str, tuple[Any, str, Any]]:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.general import GiveUniqueParameterTensors, SortGraph
     from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
 
     return {
         "check_all_tensor_shapes_specified":
@@ -177,6 +210,7 @@ def _targets() -> dict[str, tuple[Any, str, Any]]:
         "GiveUniqueParameterTensors.apply":
             (GiveUniqueParameterTensors, "apply", give_unique_parameter_tensors_apply),
         "InferDataTypes.apply": (InferDataTypes, "apply", infer_datatypes_apply),
+        "InferShapes.apply": (InferShapes, "apply", infer_shapes_apply),
     }
 
 

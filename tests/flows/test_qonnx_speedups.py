@@ -7,6 +7,7 @@ import copy
 import random
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
@@ -77,6 +78,17 @@ def test_check_all_tensor_shapes_matches_qonnx(fix):
     assert (r1, ref) == (r2, fast) and r1 is False
     if fix:  # the initializers got their ValueInfo, as qonnx adds them
         assert ModelWrapper(copy.deepcopy(model).model).get_tensor_shape("k") == [1]
+
+
+def test_infer_shapes_matches_qonnx():
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = shared_init_graph()
+    del model.graph.value_info[:]  # every intermediate shape to be inferred again
+    (_, r1), (_, r2) = both(lambda m: InferShapes().apply(m)[0].model.SerializeToString(), model)
+    assert r1 == r2  # InferShapes returns a new model: compare what it returned
+    inferred = ModelWrapper(onnx.load_from_string(r1))
+    assert inferred.get_tensor_shape("c") == [1, 4, 2, 2]
 
 
 def test_infer_datatypes_matches_qonnx():

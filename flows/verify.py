@@ -31,8 +31,12 @@ and ``board``) must run and pass for **PASS**. A stage that was asked for and co
 (a step the build did not reach, Verilator missing, a layer without RTL for ``accel_rtlsim``,
 no Brevitas weights for ``brevitas``) makes the result **INCOMPLETE**, with its reason. The
 stages that need absent tools are listed as "not run", with the reason, and count only when
-named in ``--stages``. Exit codes: 0 PASS, 1 FAIL, 2 bad input (not a build, unknown stage),
-3 INCOMPLETE.
+named in ``--stages``. Exit codes (``bnn_brevitas.errors``): 0 PASS, 1 FAIL, 2 bad input (not a
+build, an unknown stage name, a sample count below 1), 4 INCOMPLETE.
+
+**It refuses what it cannot check**: every name in ``--stages`` must be a stage (the error lists
+them), ``--samples`` must be at least 1 and ``--seed`` at least 0, all checked before anything
+is built or run.
 
 On the first failing stage the first diverging node is located (``flows/divergence.py``), the
 JSON and Markdown reports are written and the exit code is 1. Samples: Fashion-MNIST test images
@@ -54,9 +58,10 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_brevitas.checkpoint import load_model as load_torch_model
-from bnn_brevitas.errors import ToolkitError, UnknownNameError
-from bnn_brevitas.utils import exception_summary, log_error, module_logger, setup_logging
-from flows.build_dir import check_partition_files
+from bnn_brevitas.errors import (EXIT_CHECK_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError,
+                                 ToolkitError, UnknownNameError, UserError)
+from bnn_brevitas.utils import exception_summary, module_logger, run_cli, setup_logging
+from flows.build_dir import BuildPathError, InconsistentBuildError, check_partition_files
 from flows.config import FlowConfig
 from flows.divergence import first_divergence
 from flows.finn_env import load_model
@@ -92,8 +97,8 @@ log = module_logger(__spec__, __name__)
 GRAPH_STAGES = tuple(GRAPH_STEPS)
 #: every stage, in order
 STAGES = ("brevitas", "qonnx", *GRAPH_STAGES, "rtlsim", "accel_rtlsim", *TOOL_STAGES)
-#: exit code of each result (2: bad input)
-EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
+#: exit code of each result (bad input: 2, raised as a ``UserError``)
+EXIT_CODES = {"PASS": EXIT_OK, "FAIL": EXIT_CHECK_FAILED, "INCOMPLETE": EXIT_INCOMPLETE}
 
 
 @dataclass
@@ -131,13 +136,33 @@ def _input_spec(build: Path, cfg: FlowConfig, qm: ModelWrapper) -> InputSpec:
 
 
 def check_stages(stages: list[str] | None) -> set[str] | None:
-    """The requested stages as a set (None: the default), unknown names an error."""
-    if not stages:
+    """The requested stages as a set (None: the default); an unknown name (a misspelling, an
+    empty name) is an ``UnknownNameError`` listing the stages: nothing is silently skipped."""
+    if stages is None:
         return None
+    if not stages:
+        raise ConfigError(f"no stage named; valid: {', '.join(sorted(STAGES))}")
     for s in stages:
         if s not in STAGES:
             raise UnknownNameError("stage", s, STAGES)
     return set(stages)
+
+
+def parse_stages(text: str | None) -> list[str] | None:
+    """``--stages a,b`` as a checked list (names stripped; None: the default)."""
+    if text is None:
+        return None
+    stages = [s.strip() for s in text.split(",")]
+    check_stages(stages)
+    return stages
+
+
+def check_counts(samples: int, seed: int = 0) -> None:
+    """``ConfigError`` unless there is at least one sample and the seed is not negative."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be an integer of at least 1, got {samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be an integer of at least 0, got {seed!r}")
 
 
 def _brevitas_stage(build: Path, x, labels, want) -> tuple[StageResult, tuple | None, object]:
@@ -186,12 +211,13 @@ def verify(build: Path, samples: int = 8, stages: list[str] | None = None, seed:
            bundle: Path | None = None) -> VerifyReport:
     """Verify the build in ``build`` (see the module docstring)."""
     want = check_stages(stages)
+    check_counts(samples, seed)
     check_partition_files(build)  # one model in the partition's three files, or exit 2
     cfg = FlowConfig.load(build / FLOW_CONFIG, output_dir=build)
     qonnx_path = build / QONNX_EXPORT
     if not qonnx_path.is_file():
-        raise ToolkitError(f"{build} has no {QONNX_EXPORT}: the flow did not get past loading "
-                           "its source; rebuild it")
+        raise UserError(f"{build} has no {QONNX_EXPORT}: the flow did not get past loading "
+                        "its source; rebuild it")
     qm = ModelWrapper(str(qonnx_path))
     spec = _input_spec(build, cfg, qm)
     x, labels, desc = load_samples(spec, tuple(qm.get_tensor_shape(qm.graph.input[0].name)[1:]),
@@ -289,7 +315,7 @@ def latest_build(root: Path = Path("build")) -> Path | None:
     return configs[-1].parent if configs else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m flows.verify", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -298,34 +324,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="registry model to build first (default bnext_nano_hw)")
     ap.add_argument("--checkpoint", type=Path, help="checkpoint to build first")
     ap.add_argument("--onnx", type=Path, help="QONNX file to build first")
-    ap.add_argument("--samples", type=int, default=8, help="number of input samples")
+    ap.add_argument("--samples", type=int, default=8, help="number of input samples (≥ 1)")
     ap.add_argument("--stages", help="comma-separated stages to check (each must run): "
                     + ", ".join(STAGES) + "; default: every stage that can run here")
     ap.add_argument("--bundle", type=Path, help="deploy bundle, for the on-board stage")
     ap.add_argument("--report", type=Path, help="report path without suffix (default "
                     "<build>/report/verify)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of random samples (≥ 0)")
     ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI under the exit-code contract (``bnn_brevitas.utils.run_cli``)."""
+    args = _parser().parse_args(argv)
     setup_logging(args.verbose)
-    try:
+
+    def body() -> int:
+        stages = parse_stages(args.stages)  # refused before anything is built
+        check_counts(args.samples, args.seed)
         build = _resolve_build(args)
-        report = verify(build, args.samples, args.stages.split(",") if args.stages else None,
-                        args.seed, args.bundle)
-    except ToolkitError as e:
-        log_error(log, e, args.verbose)
-        return 2
-    path = args.report or build / REPORT_DIR / "verify"
-    write_report(report, path)
-    print(markdown(report))  # noqa: T201 (CLI output)
-    log.info("report: %s.{json,md}", path)
-    return EXIT_CODES[report.result]
+        try:
+            report = verify(build, args.samples, stages, args.seed, args.bundle)
+        except (BuildPathError, InconsistentBuildError) as e:  # a build it cannot read
+            raise UserError(str(e)) from e
+        path = args.report or build / REPORT_DIR / "verify"
+        write_report(report, path)
+        print(markdown(report))  # noqa: T201 (CLI output)
+        log.info("report: %s.{json,md}", path)
+        return EXIT_CODES[report.result]
+
+    return run_cli(log, args.verbose, body)
 
 
 def _resolve_build(args: argparse.Namespace) -> Path:
     if args.build is not None:
         if not (args.build / FLOW_CONFIG).is_file():
-            raise ToolkitError(f"{args.build} is not a build directory (no {FLOW_CONFIG})")
+            raise UserError(f"{args.build} is not a build directory (no {FLOW_CONFIG})")
         return args.build
     if not (args.model or args.checkpoint or args.onnx):
         found = latest_build()

@@ -21,6 +21,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
+from bnn_brevitas.errors import ConfigError
 from bnn_brevitas.export import brevitas_integer_probe
 from bnn_brevitas.train.data import FASHION_MNIST_DIR, read_idx
 from flows.divergence import annotation_violations, execute_full
@@ -56,7 +57,11 @@ def load_samples(spec: InputSpec, shape: tuple[int, ...], n: int, seed: int = 0
     rng = np.random.default_rng(seed)
     images = FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz"
     if math.prod(shape) == 784 and _is_pixels(spec) and images.is_file():
-        x = read_idx(images)[:n].astype(np.float32) * np.float32(PIXEL_SCALE)
+        x = read_idx(images)
+        if n > len(x):
+            raise ConfigError(f"samples: the Fashion-MNIST test set has {len(x)} images, "
+                              f"{n} were asked for")
+        x = x[:n].astype(np.float32) * np.float32(PIXEL_SCALE)
         y = read_idx(FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64)
         return x.reshape(n, *shape), y, f"first {n} Fashion-MNIST test images"
     if _is_pixels(spec):

@@ -3,18 +3,24 @@
 
 Sizes and variants are data: each registered name maps to a frozen config dataclass, and any
 field of it can be overridden by keyword. Unknown names or fields raise ``UnknownNameError`` /
-``ConfigError`` listing the valid choices.
+``ConfigError`` listing the valid choices. Every override is checked before the config is
+built (:func:`check_override`): its type from the dataclass's type hint (a bool is ``true``
+or ``false``, an int is not a bool, ``widths`` a non-empty list of ints) and, for counts and
+sizes, its range (:data:`FIELD_RANGES`); the configs' own ``__post_init__`` checks the rest
+(bit widths, layouts).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
 
 from .. import _compat  # noqa: F401  (torch 2.13 shim for brevitas, see _compat)
+from ..config_fields import check_value
 from ..errors import ConfigError, UnknownNameError
 from .bnext import BNext, BNextConfig
 from .cnv import CNVConfig, CNVNet
@@ -52,18 +58,50 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+#: the least (and, where there is one, the largest) value of the int fields that count or size
+#: something, over every model config; an entry of ``widths`` is checked as a width
+FIELD_RANGES: dict[str, tuple[int, int | None]] = {
+    "widths": (1, None), "in_channels": (1, None), "img_size": (1, None),
+    "num_classes": (2, None), "stem_kernel": (1, None), "stem_stride": (1, None),
+    "se_ratio": (1, None), "in_bits": (1, 8),
+}
+
+
+def _range_text(lo: int, hi: int | None) -> str:
+    return f"≥ {lo}" if hi is None else f"in [{lo}, {hi}]"
+
+
+def check_override(cls: type, name: str, value: Any) -> Any:
+    """``value`` for field ``name`` of the config class ``cls`` (a list made a tuple), or a
+    ``ConfigError`` naming the field, what it takes and the value given."""
+    hint = typing.get_type_hints(cls)[name]
+    lo, hi = FIELD_RANGES.get(name, (None, None))
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)) or not value or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{name}: expected a non-empty list of integers, got {value!r}")
+        bad = [v for v in value if lo is not None and (v < lo or hi is not None and v > hi)]
+        if bad:
+            raise ConfigError(f"{name}: every entry must be {_range_text(lo, hi)}, got {bad[0]}")
+        return tuple(value)
+    check_value(cls, name, value)
+    if lo is not None and (value < lo or hi is not None and value > hi):
+        raise ConfigError(f"{name}: expected an integer {_range_text(lo, hi)}, got {value!r}")
+    return value
+
+
 def resolve_config(name: str, **overrides: Any) -> Any:
     """The config of ``name`` with ``overrides`` applied (validated)."""
     spec = get_spec(name)
+    cls = type(spec.config)
     valid = [f.name for f in dataclasses.fields(spec.config) if f.init and f.name != "family"]
     bad = sorted(set(overrides) - set(valid))
     if bad:
         raise ConfigError(f"unknown override(s) {bad} for model {name!r}; valid: {', '.join(valid)}")
-    if "widths" in overrides:
-        overrides["widths"] = tuple(overrides["widths"])
     try:
-        return dataclasses.replace(spec.config, **overrides)
-    except (TypeError, ValueError) as e:
+        checked = {k: check_override(cls, k, v) for k, v in overrides.items()}
+        return dataclasses.replace(spec.config, **checked)
+    except (ConfigError, TypeError, ValueError) as e:
         raise ConfigError(f"invalid override for model {name!r}: {e}") from None
 
 

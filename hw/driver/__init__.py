@@ -2,6 +2,7 @@
 """On-board PYNQ driver for FINN accelerators; needs only numpy (+ pynq on the board).
 
 * :mod:`.meta` loads ``accel_meta.json`` (shapes, datatypes, DMAs, clock) written by the flow;
+* :mod:`.manifest` checks a deploy bundle against its ``MANIFEST.json`` before it is used;
 * :mod:`.packing` packs/unpacks in FINN's bit order with numpy only;
 * :class:`.accel.FinnAccelerator` drives the accelerator through the real pynq API;
 * :mod:`.profile` measures throughput, latency, host breakdown, clocks and power;
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 from .dtypes import DType, parse_dtype
 from .errors import (AcceleratorTimeout, BundleError, DeviceError, DriverError, InputError,
-                     MetadataError)
+                     MetadataError, MissingToolError, OutputError, exit_code)
 from .meta import SCHEMA_VERSION, AccelMeta, TensorSpec, load_meta, parse_meta
 from .packing import check_values, pack_rows, packed_row_bytes, unpack_rows
 
 __all__ = ["DType", "parse_dtype", "DriverError", "InputError", "MetadataError", "BundleError",
-           "DeviceError", "AcceleratorTimeout", "SCHEMA_VERSION", "AccelMeta", "TensorSpec",
+           "DeviceError", "AcceleratorTimeout", "MissingToolError", "OutputError", "exit_code",
+           "SCHEMA_VERSION", "AccelMeta", "TensorSpec",
            "load_meta", "parse_meta", "check_values", "pack_rows", "packed_row_bytes",
            "unpack_rows", "FinnAccelerator"]
 

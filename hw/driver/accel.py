@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from .clocks import configure_pl_clock
-from .errors import AcceleratorTimeout, BundleError, DeviceError, DriverError, InputError
+from .errors import (AcceleratorTimeout, BundleError, DeviceError, DriverError, InputError,
+                     MissingToolError)
 from .meta import AccelMeta, TensorSpec
 from .pynq_compat import import_pynq
 from .tensors import pack_inputs, unpack_outputs
@@ -67,6 +68,8 @@ class FinnAccelerator:
         self._ibufs: list[Any] = []
         self._obufs: list[Any] = []
         self._capacity = 0
+        #: lines about how it was opened (bundle integrity, emulator model), for the CLI
+        self.notes: list[str] = []
         self.batch_size = batch_size or meta.batch_max
         self.clock = (configure_pl_clock(self._pynq, meta.driver_mhz, meta.synth_mhz,
                                          dict(getattr(overlay, "ip_dict", {})))
@@ -94,7 +97,7 @@ class FinnAccelerator:
         try:
             overlay = pynq.Overlay(str(bit), download=download, device=device)
         except RuntimeError as e:
-            raise DeviceError(f"cannot load the overlay ({e}); run on the board as root in "
+            raise MissingToolError(f"cannot load the overlay ({e}); run on the board as root in "
                               "the PYNQ environment, or use --sim") from None
         return cls(meta, overlay, **kwargs)
 

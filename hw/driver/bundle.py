@@ -3,9 +3,13 @@
 
 A bundle holds ``accel_meta.json`` and the files it names (``accel.bit``/``accel.hwh`` for the
 board, ``golden/input.npy``/``golden/output.npy``, optionally the HW-layer ONNX for the
-emulator). ``sim=True`` runs the same driver against ``hw.driver.sim`` with a model chosen by
-``sim_model``: ``onnx`` (FINN ``execute_onnx`` of ``files.hw_onnx``), ``replay`` (golden
-vectors only) or ``auto``.
+emulator), checked against its ``MANIFEST.json`` first (``manifest.py``). ``sim=True`` runs
+the same driver against ``hw.driver.sim`` with a model chosen by ``sim_model``: ``onnx``
+(FINN ``execute_onnx`` of ``files.hw_onnx``), ``replay`` (golden vectors only) or ``auto``.
+
+**The replay model checks nothing**: it answers the golden inputs with the golden outputs, so
+"verifying" with it would compare the golden file with itself. It only drives ``profile``
+(host-side timing without FINN); ``run`` and ``verify`` need the ONNX model and refuse it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import Any
 import numpy as np
 
 from .accel import FinnAccelerator
-from .errors import BundleError, InputError
+from .errors import BundleError, InputError, MissingToolError
+from .manifest import check_manifest, check_used
 from .meta import AccelMeta, load_meta
 
 log = logging.getLogger(__name__)
 SIM_MODELS = ("auto", "onnx", "replay")
+#: what a bundle is opened for; only profiling may use the replay model
+PURPOSES = ("run", "verify", "profile")
 
 
 def load_npy(path: str | Path, what: str) -> np.ndarray:
@@ -31,7 +38,7 @@ def load_npy(path: str | Path, what: str) -> np.ndarray:
         raise InputError(f"{what} file {p} not found")
     try:
         return np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise InputError(f"cannot read {what} {p} as a .npy array: {e}") from None
 
 
@@ -49,38 +56,61 @@ def _has(meta: AccelMeta, key: str) -> bool:
     return p is not None and p.is_file()
 
 
-def make_sim_model(meta: AccelMeta, choice: str = "auto", prefer: str = "onnx") -> Any:
-    """The emulator's accelerator model for a bundle (see the module docstring)."""
-    from .sim import OnnxModel, ReplayModel  # lazy: the emulator imports pynq (host-only use)
+def _onnx_model(meta: AccelMeta) -> Any:
+    from .sim import OnnxModel  # lazy: the emulator imports pynq (host-only use)
 
+    try:
+        return OnnxModel(meta, meta.path("hw_onnx"))
+    except ImportError as e:
+        raise MissingToolError(f"the emulator's ONNX model needs FINN and qonnx installed: "
+                               f"{e}") from None
+
+
+def make_sim_model(meta: AccelMeta, choice: str = "auto", purpose: str = "run") -> Any:
+    """The emulator's accelerator model for a bundle opened for ``purpose`` (see the module
+    docstring): ``auto`` is the ONNX model, or for ``profile`` the replay model first."""
     if choice not in SIM_MODELS:
         raise BundleError(f"unknown sim model {choice!r}; valid: {', '.join(SIM_MODELS)}")
-    order = [choice] if choice != "auto" else [prefer, "replay" if prefer == "onnx" else "onnx"]
-    for kind in order:
-        if kind == "onnx" and _has(meta, "hw_onnx"):
-            try:
-                return OnnxModel(meta, meta.path("hw_onnx"))
-            except ImportError as e:
-                if choice == "onnx":
-                    raise BundleError(f"the ONNX model needs FINN/qonnx installed: {e}") from None
-                continue
-        if kind == "replay" and _has(meta, "golden_input") and _has(meta, "golden_output"):
-            return ReplayModel(meta, *load_golden(meta))
-    raise BundleError(f"--sim with model {choice!r} needs files.hw_onnx (onnx) or golden "
-                      f"vectors (replay) in {meta.root}; neither is present")
+    if purpose not in PURPOSES:
+        raise BundleError(f"unknown purpose {purpose!r}; valid: {', '.join(PURPOSES)}")
+    if choice == "replay" and purpose != "profile":
+        raise BundleError(f"{purpose} --sim refuses the replay model: it would compare the "
+                          "golden file with itself, so nothing would be checked; use "
+                          "--sim-model onnx (files.hw_onnx, with FINN installed)")
+    has_golden = _has(meta, "golden_input") and _has(meta, "golden_output")
+    if purpose == "profile" and choice in ("auto", "replay") and has_golden:
+        from .sim import ReplayModel  # lazy: the emulator imports pynq (host-only use)
+
+        return ReplayModel(meta, *load_golden(meta))
+    if choice != "replay" and _has(meta, "hw_onnx"):
+        return _onnx_model(meta)
+    if purpose == "profile":
+        raise BundleError(f"profile --sim with model {choice!r} needs files.hw_onnx (onnx) or "
+                          f"golden vectors (replay) in {meta.root}; neither is present")
+    raise BundleError(f"{purpose} --sim needs the HW-layer ONNX model (files.hw_onnx), which "
+                      f"{meta.root} does not have; the replay model cannot check anything, so "
+                      "it only drives profile")
 
 
 def open_bundle(bundle: str | Path, *, sim: bool = False, sim_model: str = "auto",
-                prefer: str = "onnx", **kwargs: Any) -> FinnAccelerator:
-    """Load ``bundle/accel_meta.json`` and return a ready accelerator (board or emulator)."""
+                purpose: str = "run", **kwargs: Any) -> FinnAccelerator:
+    """Check ``bundle`` against its manifest, load its ``accel_meta.json`` and return a ready
+    accelerator (board or emulator). ``acc.notes`` says what was checked and which model
+    emulates the accelerator."""
     root = Path(bundle)
     if not root.is_dir():
         raise BundleError(f"bundle folder {root} not found")
+    files = check_manifest(root)
     meta = load_meta(root)
+    notes = [check_used(root.resolve(), meta, files)]
     if not sim:
-        return FinnAccelerator.open(meta, **kwargs)
-    from .sim import open_sim  # lazy: the emulator imports pynq; the board path must not
+        acc = FinnAccelerator.open(meta, **kwargs)
+    else:
+        from .sim import open_sim  # lazy: the emulator imports pynq; the board path must not
 
-    model = make_sim_model(meta, sim_model, prefer)
-    log.info("emulator model: %s", type(model).__name__)
-    return open_sim(meta, model, **kwargs)
+        model = make_sim_model(meta, sim_model, purpose)
+        notes.append(f"emulator model: {type(model).__name__} ({getattr(model, 'label', '')})")
+        log.info("%s", notes[-1])
+        acc = open_sim(meta, model, **kwargs)
+    acc.notes = notes
+    return acc

@@ -1,8 +1,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """``python -m hw.driver``: run, verify and profile a deploy bundle on the board or emulated.
 
-Errors the user can fix (``DriverError``) print one line and exit with status 2; no output
-file is written unless the whole command succeeded (files are written atomically).
+Every error is one line (``error: ...``; ``-v`` adds the traceback) and an exit status of the
+toolkit's contract (``errors.py``): 0 ok, 1 a check failed (``verify``: a mismatch) or an
+internal error, 2 bad input (arguments, data, metadata, a bundle that fails its MANIFEST.json),
+3 a missing tool (pynq, a board, FINN for ``--sim``). No output file is written unless the
+whole command succeeded (files are written atomically, their paths checked first).
+``--sim`` ``run`` and ``verify`` need the bundle's HW-layer ONNX: the replay model checks
+nothing and only drives ``profile`` (``bundle.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from .bundle import SIM_MODELS, load_golden, load_npy, open_bundle
-from .errors import DriverError, InputError
+from .errors import EXIT_CHECK_FAILED, EXIT_OK, DriverError, InputError, exit_code
 from .meta import load_meta
 from .profile import packing_throughput, profile
-from .report import atomic_write, markdown, write_report
+from .report import atomic_write, check_output, markdown, write_report
 from .tensors import quantize_input
 
 log = logging.getLogger(__name__)
@@ -32,8 +37,8 @@ def _int_list(text: str) -> list[int]:
         vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one batch size")
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected batch sizes >= 1, got {text!r}")
     return vals
 
 
@@ -84,9 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _banner(acc: Any) -> str:
+    """The backend line, then what was checked and which model emulates the accelerator."""
     if acc.backend == "sim":
-        return f"backend: sim ({acc.device.name}; emulator, not hardware)"
-    return f"backend: pynq board ({getattr(acc.device, 'name', 'device')})"
+        head = f"backend: sim ({acc.device.name}; emulator, not hardware)"
+    else:
+        head = f"backend: pynq board ({getattr(acc.device, 'name', 'device')})"
+    return "\n".join([head, *getattr(acc, "notes", [])])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -98,7 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if labels.ndim != 1 or labels.shape[0] != n or labels.dtype.kind not in "iu":
             raise InputError(f"labels must be an integer array of shape ({n},), got "
                              f"{labels.dtype} {labels.shape}")
-    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model) as acc:
+    if args.output is not None:
+        check_output(args.output)
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model, purpose="run") as acc:
         if args.batch is not None:
             acc.batch_size = args.batch
         if args.float_input:
@@ -118,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model) as acc:
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model,
+                     purpose="verify") as acc:
         gi, go = load_golden(acc.meta)
         out = acc.execute(gi)
         print(_banner(acc))
@@ -130,11 +141,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not ok and want.shape == out.shape:
         bad = np.flatnonzero((out != want).reshape(out.shape[0], -1).any(axis=1))
         print(f"first mismatching sample: {bad[0]} ({bad.size} differ)")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model, prefer="replay") as acc:
+    check_output(args.out, folder=True)
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model,
+                     purpose="profile") as acc:
+        print(_banner(acc))
         try:
             golden = load_golden(acc.meta)[0]
         except DriverError:
@@ -176,7 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         return cmds[args.cmd](args)
     except DriverError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 (the contract: one line, the traceback with -v)
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"error: internal error: {type(e).__name__}: {first}"
+              + ("" if args.verbose else " (run with -v for the traceback)"), file=sys.stderr)
+        if args.verbose:
+            log.error("traceback:", exc_info=e)
+        return exit_code(e)

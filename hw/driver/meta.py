@@ -4,7 +4,8 @@
 The FINN flow writes this file next to the bitstream; the driver holds no shapes of its own.
 Dim 0 of every shape is the batch and is overwritten at run time. The loader checks the
 schema version and that normal, folded and packed shapes agree with the datatypes, so a bad
-file fails here with a message instead of corrupting data on the DMA.
+file fails here with a message instead of corrupting data on the DMA. Every path it names
+stays inside its folder (:func:`inside`): relative, without ``..``, and not a link out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from .dtypes import DType, parse_dtype
@@ -79,11 +80,28 @@ class AccelMeta:
     input_quant: dict[str, Any] | None = None
 
     def path(self, key: str) -> Path | None:
-        """Absolute path of ``files[key]`` (None when the key is absent)."""
+        """Absolute path of ``files[key]`` (None when the key is absent); ``MetadataError``
+        when it leads outside the bundle."""
         rel = self.files.get(key)
         if rel is None:
             return None
-        return (self.root or Path(".")) / rel
+        return inside(self.root or Path("."), rel, f"{META_NAME} files.{key}")
+
+
+def inside(root: Path, rel: str, what: str) -> Path:
+    """``root / rel``, refused (``MetadataError``) unless it stays inside ``root``: a relative
+    path without ``..`` components whose target (links followed) lies under ``root``."""
+    parts = PurePosixPath(rel.replace("\\", "/")).parts
+    if not rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive \
+            or PureWindowsPath(rel).is_absolute() or ".." in parts:
+        raise MetadataError(f"{what}: {rel!r} is not a path inside the bundle (it must be "
+                            "relative, without '..')")
+    path = root / rel
+    real, base = path.resolve(), root.resolve()
+    if real != base and base not in real.parents:
+        raise MetadataError(f"{what}: {rel!r} leads outside the bundle (to {real}, through a "
+                            "link); bundles must hold their files")
+    return path
 
 
 def _need(d: dict, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -147,6 +165,8 @@ def parse_meta(d: Any, root: Path | None = None) -> AccelMeta:
     files = d.get("files") or {}
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise MetadataError("metadata: 'files' must map names to relative paths")
+    for key, rel in files.items():
+        inside(root or Path("."), rel, f"{META_NAME} files.{key}")
     post = d.get("output_postprocess")
     if post is not None and not isinstance(post, dict):
         raise MetadataError("metadata: output_postprocess must be an object or absent")

@@ -164,9 +164,13 @@ def profile(acc: FinnAccelerator, *, batch_sizes: Sequence[int] = (1, 16, 256),
             power_active_s: float = 10.0) -> dict[str, Any]:
     """Run every measurement and return the report dict (see ``report.py`` for files)."""
     bad = [b for b in batch_sizes if not 1 <= b <= acc.meta.batch_max]
-    if bad or repeats < 1 or latency_runs < 1:
-        raise InputError(f"batch sizes must lie in [1, {acc.meta.batch_max}] (got {bad}); "
-                         "repeats and latency runs must be >= 1")
+    if bad or repeats < 1 or latency_runs < 1 or warmup < 0 or not batch_sizes:
+        raise InputError(f"batch sizes must lie in [1, {acc.meta.batch_max}] (got "
+                         f"{bad or list(batch_sizes)}); repeats and latency runs must be >= 1, "
+                         "warmup >= 0")
+    if not (power_idle_s >= 0 and power_active_s > 0):
+        raise InputError(f"power windows must be idle >= 0 s and active > 0 s, got "
+                         f"{power_idle_s} and {power_active_s}")
     sizes = sorted(set(int(b) for b in batch_sizes))
     acc.batch_size = max(sizes)
     acc.ensure_buffers(max(sizes))
@@ -191,6 +195,7 @@ def profile(acc: FinnAccelerator, *, batch_sizes: Sequence[int] = (1, 16, 256),
         "estimated_hardware": estimates(acc, sizes)}
     if acc.backend == "sim":
         rep["sim"] = {"model": type(acc.device.model).__name__,
+                      "model_note": getattr(acc.device.model, "label", ""),
                       "codec": getattr(getattr(acc.device.model, "codec", None), "name", None),
                       "stats": dict(acc.device.stats), "warnings": list(acc.device.warnings)}
     return rep

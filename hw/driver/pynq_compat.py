@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .errors import DeviceError
+from .errors import MissingToolError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def import_pynq() -> ModuleType:
         import pynq.lib.dma  # noqa: F401  (registers the axi_dma driver with Overlay)
         import pynq.ps  # noqa: F401
     except ImportError as e:
-        raise DeviceError(f"pynq is not importable ({e}); on the board run inside the PYNQ "
+        raise MissingToolError(f"pynq is not importable ({e}); on the board run inside the PYNQ "
                           "virtual environment, on a host install pynq==4.0.0 (--no-deps) "
                           "and use --sim") from None
     _apply_numpy2_shim(pynq.buffer)

@@ -18,18 +18,40 @@ from typing import Any
 import numpy as np
 
 from .accel import PHASES
+from .errors import OutputError
 
 log = logging.getLogger(__name__)
 
 
+def check_output(path: Path, folder: bool = False) -> None:
+    """``OutputError`` unless ``path`` can become an output file (``folder``: a folder),
+    checked before the work that produces it."""
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"output folder {path} is a file; give a folder path")
+    if not folder and path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file path (e.g. {path}/preds.npy)")
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {parent} is not a writable folder")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder + ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write ``data`` to ``path`` through a temp file in the same folder + ``os.replace``;
+    ``OutputError`` when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -90,6 +112,8 @@ def markdown(rep: dict[str, Any]) -> str:
     acc, clk = rep["accelerator"], rep["clock"]
     lines = [f"# Profile: {acc['model']} on {acc['board']} ({acc['platform']})", "",
              f"**Backend: {rep['backend']}** - {rep['backend_note']}.", "",
+             *([f"Emulator model: {rep['sim']['model']} ({rep['sim']['model_note']}).", ""]
+               if rep.get("sim", {}).get("model_note") else []),
              f"Created {rep['created']}; device: {rep['host']['device']}; "
              f"pynq {rep['host']['pynq']}, numpy {rep['host']['numpy']}.", "",
              "## Clocks", "",
@@ -147,6 +171,7 @@ def _power_md(p: dict[str, Any]) -> list[str]:
 def write_report(rep: dict[str, Any], out_dir: str | Path, plots: bool = True) -> list[Path]:
     """Write ``profile.json``, ``profile.md`` (+ PNGs) into ``out_dir``; return the paths."""
     out = Path(out_dir)
+    check_output(out, folder=True)
     out.mkdir(parents=True, exist_ok=True)
     rep["plots"] = _plots(rep, out) if plots else []
     if plots and not rep["plots"]:

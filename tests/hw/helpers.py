@@ -99,6 +99,24 @@ def make_mvau_onnx(path: Path, w: np.ndarray) -> Path:
     return path
 
 
+W_MVAU = np.random.default_rng(5).integers(-2, 2, size=(16, 4))
+
+
+def write_mvau_build(path: Path, n_golden: int = 6) -> Path:
+    """A build folder the emulator can run and verify: the one-MVAU HW graph (``mvau.onnx``,
+    y = x @ W_MVAU), its metadata and golden vectors, no bitstream."""
+    path.mkdir(parents=True, exist_ok=True)
+    make_mvau_onnx(path / "mvau.onnx", W_MVAU)
+    d = dict(MVAU_DICT, files={"hw_onnx": "mvau.onnx", "golden_input": "golden/input.npy",
+                               "golden_output": "golden/output.npy"})
+    (path / "accel_meta.json").write_text(json.dumps(d, indent=1))
+    (path / "golden").mkdir(exist_ok=True)
+    x = np.random.default_rng(1).integers(0, 256, size=(n_golden, 16), dtype=np.uint8)
+    np.save(path / "golden/input.npy", x)
+    np.save(path / "golden/output.npy", x.astype(np.int64) @ W_MVAU)
+    return path
+
+
 W_AXI = np.random.default_rng(3).choice([-1, 1], size=(600, 3))
 AXI_DICT = json.loads((FIXTURES / "axi_dma_bipolar" / "accel_meta.json").read_text())
 

@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""python -m hw.driver: run / verify / profile with --sim, and one-line errors (exit 2)."""
+"""python -m hw.driver: run / verify / profile with --sim, and one-line errors (exit 2).
+
+``run`` and ``verify`` emulate with the HW-layer ONNX (the one-MVAU build); ``profile`` may use
+the golden replay (the example build has no ONNX)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import numpy as np
 import pytest
 
 from hw.driver.cli import main
-from tests.hw.helpers import (MVAU_DICT, example_dict, example_inputs, make_mvau_onnx, reference,
-                              write_build)
+from tests.hw.helpers import (MVAU_DICT, W_MVAU, make_mvau_onnx, write_build,
+                              write_mvau_build)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,18 +27,25 @@ def build(tmp_path):
     return write_build(tmp_path / "build", n_golden=8)
 
 
-def test_run_writes_predictions_and_top1(build, tmp_path, capsys):
-    x = np.load(build / "golden/input.npy")
-    labels = np.argmax(reference(x) * 0.0123, axis=1)
-    labels[:2] = (labels[:2] + 1) % 10  # two wrong labels -> 6/8
+@pytest.fixture
+def mvau_build(tmp_path):
+    return write_mvau_build(tmp_path / "mvau", n_golden=8)
+
+
+def test_run_writes_predictions_and_top1(mvau_build, tmp_path, capsys):
+    x = np.load(mvau_build / "golden/input.npy")
+    labels = np.argmax(x.astype(np.int64) @ W_MVAU, axis=1)
+    labels[:2] = (labels[:2] + 1) % 4  # two wrong labels -> 6/8
     np.save(tmp_path / "y.npy", labels)
     out = tmp_path / "preds.npy"
-    rc = main(["run", "--bundle", str(build), "--sim", "--input", str(build / "golden/input.npy"),
-               "--labels", str(tmp_path / "y.npy"), "--batch", "3", "-o", str(out)])
+    rc = main(["run", "--bundle", str(mvau_build), "--sim", "--input",
+               str(mvau_build / "golden/input.npy"), "--labels", str(tmp_path / "y.npy"),
+               "--batch", "3", "-o", str(out)])
     text = capsys.readouterr().out
     assert rc == 0 and "backend: sim" in text and "emulator, not hardware" in text
+    assert "emulator model: OnnxModel" in text and "files not checked" in text
     assert "top-1: 0.7500 (6/8)" in text
-    np.testing.assert_array_equal(np.load(out), np.argmax(reference(x), axis=1))
+    np.testing.assert_array_equal(np.load(out), np.argmax(x.astype(np.int64) @ W_MVAU, axis=1))
 
 
 def test_verify_with_the_onnx_model_is_bit_exact_and_detects_a_wrong_golden(tmp_path, capsys):
@@ -79,7 +89,8 @@ def test_profile_writes_labelled_json_markdown_and_plots(build, tmp_path, capsys
     assert rep["clock"]["requested_mhz"] == 200.0 and rep["clock"]["read_back_mhz"] == 187.498125
     est = rep["estimated_hardware"]
     assert "not measured" in est["source"] and est["fps"] == pytest.approx(200e6 / 12345)
-    assert rep["sim"]["model"] == "ReplayModel"
+    assert rep["sim"]["model"] == "ReplayModel" and "checks nothing" in rep["sim"]["model_note"]
+    assert "emulator model: ReplayModel (golden replay" in capsys.readouterr().out
     md = (out / "profile.md").read_text()
     assert "**Backend: sim**" in md and "FINN analytical estimate, not measured" in md
     pytest.importorskip("matplotlib")
@@ -96,22 +107,23 @@ def _run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("case, message", [
     ("missing_bundle", "error: bundle folder"),
     ("schema", "error: accel_meta.json has schema_version 2; this driver reads version 1"),
-    ("shape", r"error: input global_in has shape (3, 28, 28); expected (N, 28, 28, 1)"),
+    ("shape", r"error: input global_in has shape (3, 8); expected (N, 16)"),
     ("range", "error: input global_in contains 300, outside UINT8 [0, 255]"),
     ("labels", "error: labels must be an integer array of shape (3,)"),
     ("no_bitstream", "error: bitfile"),
-    ("replay_unknown", "error: ReplayModel only knows the golden inputs"),
+    ("replay", "error: run --sim refuses the replay model"),
+    ("no_onnx", "error: run --sim needs the HW-layer ONNX model (files.hw_onnx)"),
 ])
-def test_bad_input_exits_2_with_one_line_and_no_output_file(build, tmp_path, case, message):
-    x = example_inputs(3)
-    args = ["run", "--bundle", str(build), "--sim", "--input", str(tmp_path / "x.npy"),
+def test_bad_input_exits_2_with_one_line_and_no_output_file(mvau_build, tmp_path, case, message):
+    x = np.random.default_rng(0).integers(0, 256, size=(3, 16), dtype=np.uint8)
+    args = ["run", "--bundle", str(mvau_build), "--sim", "--input", str(tmp_path / "x.npy"),
             "-o", str(tmp_path / "preds.npy")]
     if case == "missing_bundle":
         args[2] = str(tmp_path / "nope")
     elif case == "schema":
-        (build / "accel_meta.json").write_text(json.dumps(example_dict(schema_version=2)))
+        (mvau_build / "accel_meta.json").write_text(json.dumps(dict(MVAU_DICT, schema_version=2)))
     elif case == "shape":
-        x = x[..., 0]
+        x = x[:, :8]
     elif case == "range":
         x = x.astype(np.int32) + 300 - x.max()
     elif case == "labels":
@@ -119,6 +131,10 @@ def test_bad_input_exits_2_with_one_line_and_no_output_file(build, tmp_path, cas
         args += ["--labels", str(tmp_path / "y.npy")]
     elif case == "no_bitstream":
         args.remove("--sim")
+    elif case == "replay":
+        args += ["--sim-model", "replay"]
+    elif case == "no_onnx":
+        args[2] = str(write_build(tmp_path / "example"))
     np.save(tmp_path / "x.npy", x)
     r = _run_cli(*args)
     assert r.returncode == 2, r.stderr

@@ -38,13 +38,19 @@ def test_bundle_without_bitstream_is_complete_and_self_contained(tmp_path):
     with tarfile.open(b.tarball) as tar:
         names = set(tar.getnames())
     assert {f"nano_zcu104/{f}" for f in files} <= names
-    # the copy of the driver runs on its own: no repository on the path
+    # the copy of the driver runs on its own: no repository on the path. Without the HW-layer
+    # ONNX it can only profile (the golden replay checks nothing), after checking the manifest
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-m", "hw.driver", "verify", "--bundle", ".", "--sim"],
+    r = subprocess.run([sys.executable, "-m", "hw.driver", "profile", "--bundle", ".", "--sim",
+                        "--batch-sizes", "1", "--repeats", "1", "--latency-runs", "2",
+                        "--no-plots", "-o", str(tmp_path / "prof")],
                        cwd=b.path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "golden check: bit-exact (5 samples)" in r.stdout
-    assert "backend: sim" in r.stdout
+    assert f"bundle: {len(man['files'])} files match MANIFEST.json" in r.stdout
+    assert "backend: sim" in r.stdout and "emulator model: ReplayModel" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "hw.driver", "verify", "--bundle", ".", "--sim"],
+                       cwd=b.path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "verify --sim needs the HW-layer ONNX model" in r.stderr
 
 
 def test_bundle_with_bitstream_and_onnx(tmp_path):

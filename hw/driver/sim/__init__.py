@@ -17,10 +17,11 @@ from ..meta import AccelMeta
 from .device import SimZynqMPDevice
 from .errors import (SimCoherencyError, SimDmaError, SimError, SimHangError, SimModelError,
                      SimRegisterError)
+from .buffer import SimBuffer
 from .models import (AcceleratorModel, FinnCodec, NumpyCodec, OnnxModel, ReferenceModel,
                      ReplayModel, default_codec)
 
-__all__ = ["open_sim", "SimZynqMPDevice", "SimError", "SimCoherencyError", "SimDmaError",
+__all__ = ["open_sim", "SimZynqMPDevice", "SimBuffer", "SimError", "SimCoherencyError", "SimDmaError",
            "SimHangError", "SimModelError", "SimRegisterError", "AcceleratorModel",
            "ReferenceModel", "OnnxModel", "ReplayModel", "FinnCodec", "NumpyCodec",
            "default_codec"]

@@ -4,8 +4,9 @@
 It is selected like any pynq device (``Overlay(bit, device=dev)``,
 ``allocate(..., target=dev)``), so the driver under test runs its real pynq code paths:
 ``Overlay`` construction and driver binding, ``DefaultIP.read/write``, ``pynq.lib.dma.DMA``,
-``PynqBuffer.flush/invalidate``, and ``pynq.ps.Clocks`` arithmetic on emulated CRL/CRF
-registers (100 MHz reads back as 99.999). Behind the DMAs an accelerator model
+and ``pynq.ps.Clocks`` arithmetic on emulated CRL/CRF registers (100 MHz reads back as
+99.999). ``allocate`` returns a ``SimBuffer`` (``buffer.py``): the PynqBuffer API over the
+emulated cache, every CPU read checked. Behind the DMAs an accelerator model
 (``models.py``) transforms exactly the packed bytes the DMAs read from emulated DDR.
 
 Strictness (each raises a ``SimError`` subclass; see ``memory.py`` and ``registers.py``):

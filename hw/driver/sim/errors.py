@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from ..errors import DriverError
+from ..errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, DriverError
 
 
 class SimError(DriverError):
-    """Base class: the emulated hardware was driven in a way real hardware would not accept."""
+    """Base class: the emulated hardware was driven in a way real hardware would not accept
+    (a driver bug: exit 1)."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 class SimCoherencyError(SimError):
@@ -29,4 +32,7 @@ class SimHangError(SimError):
 
 
 class SimModelError(SimError):
-    """The accelerator model produced data that does not fit the metadata."""
+    """The accelerator model cannot be read or run, or produced data that does not fit the
+    metadata (a bad bundle: exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT

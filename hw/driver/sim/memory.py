@@ -1,20 +1,20 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Emulated DDR with a non-coherent cache: real ``PynqBuffer`` objects plus strictness.
+"""Emulated DDR with a non-coherent cache: allocations, DMA access and strictness.
 
-Each allocation has two byte arrays: the CPU view (what the program reads and writes, the
-``PynqBuffer``'s memory) and the DDR behind the cache (what the DMAs read and write). They
-only meet through ``flush()`` (CPU -> DDR) and ``invalidate()`` (DDR -> CPU), exactly like a
-cacheable CMA buffer on a Zynq, so a missing flush gives the device stale data and a missing
-invalidate gives the CPU stale data. Strict checks turn both into immediate errors:
+Each allocation has two byte arrays: the CPU view (what the program reads and writes through
+its ``SimBuffer``) and the DDR behind the cache (what the DMAs read and write). They only meet
+through ``flush()`` (CPU -> DDR) and ``invalidate()`` (DDR -> CPU), exactly like a cacheable
+CMA buffer on a Zynq, so a missing flush gives the device stale data and a missing invalidate
+gives the CPU stale data. Strict checks turn both into immediate errors:
 
 * a DMA read of a range that was never flushed, or whose CPU view differs from DDR
   (CPU writes after the last ``flush()``) -> ``SimCoherencyError``;
-* a CPU read of device-written bytes not yet invalidated -> ``SimCoherencyError``. Reads are
-  seen through ``SimBuffer`` (a ``PynqBuffer`` subclass): indexing, ``copy``, ``tobytes`` and
-  every numpy function/ufunc (``np.copyto`` source included). Raw buffer-protocol access
-  (``np.frombuffer``, ``memoryview``) is not seen; it then returns the stale bytes;
+* a CPU read of device-written bytes not yet invalidated -> ``SimCoherencyError``, whatever
+  numpy path reads them: the CPU view is reachable only through ``SimBuffer`` (``buffer.py``),
+  whose every read is checked against the allocation's ``pending`` bytes;
 * ``flush()`` over device-written bytes not yet invalidated (stale lines would overwrite the
-  device's data) -> ``SimCoherencyError``.
+  device's data) -> ``SimCoherencyError``;
+* a DMA to, or CPU use of, a buffer after ``freebuffer()`` -> ``SimDmaError``.
 
 Buffers allocated with ``cacheable=False`` are coherent: one array, no checks.
 """
@@ -29,54 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from ..pynq_compat import import_pynq
+from .buffer import SimBuffer
 from .errors import SimCoherencyError, SimDmaError
 
 PAGE = 4096
-_PynqBuffer = import_pynq().buffer.PynqBuffer
-
-
-class SimBuffer(_PynqBuffer):
-    """A real ``PynqBuffer`` whose CPU reads are checked against the emulated cache state."""
-
-    def _sim_check(self) -> None:
-        mem = getattr(getattr(self, "device", None), "memory", None)
-        if isinstance(mem, SimMemory):
-            mem.check_cpu_read(self)
-
-    def __getitem__(self, key: Any) -> Any:
-        res = super().__getitem__(key)
-        parts = key if isinstance(key, tuple) else (key,)
-        basic = all(isinstance(k, (int, np.integer, slice)) or k is Ellipsis or k is None
-                    for k in parts)
-        if not (basic and isinstance(res, np.ndarray)):  # a value or an advanced-index copy
-            self._sim_check()
-        return res
-
-    def copy(self, *args: Any, **kwargs: Any) -> Any:
-        self._sim_check()
-        return super().copy(*args, **kwargs)
-
-    def tobytes(self, *args: Any, **kwargs: Any) -> bytes:
-        self._sim_check()
-        return super().tobytes(*args, **kwargs)
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        read_args = args[1:] if func is np.copyto else args
-        for a in read_args:
-            if isinstance(a, SimBuffer):
-                a._sim_check()
-        return super().__array_function__(func, types, args, kwargs)
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        for a in inputs:
-            if isinstance(a, SimBuffer):
-                a._sim_check()
-        args = [np.asarray(a) if isinstance(a, SimBuffer) else a for a in inputs]
-        if "out" in kwargs:
-            kwargs["out"] = tuple(np.asarray(o) if isinstance(o, SimBuffer) else o
-                                  for o in kwargs["out"])
-        return getattr(ufunc, method)(*args, **kwargs)
 
 
 @dataclass
@@ -91,6 +47,8 @@ class BufferRecord:
     cacheable: bool
     flushed: np.ndarray = field(init=False)
     pending: np.ndarray = field(init=False)
+
+    freed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.flushed = np.zeros(self.nbytes, bool)   # flushed at least once since allocation
@@ -128,8 +86,7 @@ class SimMemory:
         cpu = np.zeros(nbytes, np.uint8)
         ddr = np.zeros(nbytes, np.uint8) if cacheable else cpu
         rec = BufferRecord(bo, addr, nbytes, cpu, ddr, cacheable)
-        buf = SimBuffer(shape, dt, buffer=cpu, device=self.device, device_address=addr, bo=bo,
-                        coherent=not cacheable)
+        buf = SimBuffer(self, rec, cpu[:count * dt.itemsize].view(dt).reshape(shape))
         self.records[bo] = rec
         bisect.insort(self._starts, addr)
         self._by_start[addr] = rec
@@ -137,9 +94,10 @@ class SimMemory:
         return buf
 
     def release(self, bo: int) -> None:
-        """Forget an allocation (called when its last ``PynqBuffer`` view is collected)."""
+        """Forget an allocation (``freebuffer()``, or its last ``SimBuffer`` collected)."""
         rec = self.records.pop(bo, None)
         if rec is not None:
+            rec.freed = True
             self._starts.remove(rec.addr)
             del self._by_start[rec.addr]
 
@@ -204,14 +162,9 @@ class SimMemory:
         rec.cpu[sl] = rec.ddr[sl]
         rec.pending[sl] = False
 
-    def check_cpu_read(self, view: Any) -> None:
-        """Raise if ``view`` overlaps device-written bytes that were not invalidated."""
-        rec = self.records.get(view.bo)
-        if rec is None or not rec.cacheable or not rec.pending.any():
-            return
-        start = int(view.offset)
-        stop = start + view.nbytes if view.flags.c_contiguous else rec.nbytes
-        if rec.pending[max(start, 0):stop].any():
+    def check_cpu_read(self, rec: BufferRecord, start: int, stop: int) -> None:
+        """Raise if bytes ``[start, stop)`` of ``rec`` hold device writes not invalidated."""
+        if rec.cacheable and rec.pending[max(start, 0):stop].any():
             raise SimCoherencyError(f"CPU read of buffer 0x{rec.addr:x} after the accelerator "
                                     "wrote it, without invalidate(): on a board this returns "
                                     "stale cache lines. Call invalidate() before reading")

@@ -8,8 +8,10 @@ DDR at the programmed DMA address) and ``outputs`` one such array per output.
 * :class:`ReferenceModel` wraps an integer function (fast; used by the tests);
 * :class:`OnnxModel` executes the HW-layer ONNX graph the compiler writes with
   ``finn.core.onnx_exec.execute_onnx`` (one sample at a time, FINN's convention);
-* :class:`ReplayModel` answers the golden inputs with the golden outputs (profiling without
-  FINN installed).
+* :class:`ReplayModel` answers the golden inputs with the golden outputs: it checks nothing
+  (the CLI uses it for ``profile`` only, never to verify or run).
+
+Each model's ``label`` says what it is, for the CLI's output and the profile report.
 
 Bytes are decoded and encoded by a :class:`Codec`. The default is :class:`FinnCodec`, FINN's
 own ``finn.util.data_packing``, so that the emulator checks the driver's numpy packing against
@@ -31,6 +33,11 @@ from ..packing import check_values, pack_rows, unpack_rows
 from .errors import SimModelError
 
 log = logging.getLogger(__name__)
+
+
+def _summary(e: BaseException) -> str:
+    """``Type: first line of the message``."""
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
 
 
 class AcceleratorModel(Protocol):
@@ -138,6 +145,8 @@ class _IntegerModel:
 class ReferenceModel(_IntegerModel):
     """An integer reference ``fn(*inputs) -> output(s)`` on ``shape_normal`` tensors."""
 
+    label = "integer reference function"
+
     def __init__(self, meta: AccelMeta, fn: Callable[..., Any], codec: Codec | None = None):
         super().__init__(meta, codec)
         self.fn = fn
@@ -150,13 +159,20 @@ class ReferenceModel(_IntegerModel):
 class OnnxModel(_IntegerModel):
     """The HW-layer ONNX graph (``files.hw_onnx``) through FINN's ``execute_onnx``."""
 
+    label = "the HW-layer ONNX graph through FINN's execute_onnx"
+
     def __init__(self, meta: AccelMeta, path: str | Path, codec: Codec | None = None):
         super().__init__(meta, codec)
         from finn.core.onnx_exec import execute_onnx
         from qonnx.core.modelwrapper import ModelWrapper
 
-        self._exec = execute_onnx
-        self.model = ModelWrapper(str(path))
+        self._exec, self.path = execute_onnx, Path(path)
+        try:
+            self.model = ModelWrapper(str(path))
+            self.model.graph.input[0], self.model.graph.output[0]  # noqa: B018 (must exist)
+        except Exception as e:  # noqa: BLE001 (protobuf/onnx raise many types for a bad file)
+            raise SimModelError(f"cannot read {path} as an ONNX model ({_summary(e)}); "
+                                "rebuild the bundle") from None
         graph_ins = [t.name for t in self.model.graph.input]
         graph_outs = [t.name for t in self.model.graph.output]
         self.in_names = self._match(graph_ins, [s.name for s in meta.inputs], "input")
@@ -177,7 +193,11 @@ class OnnxModel(_IntegerModel):
         per_out: list[list[np.ndarray]] = [[] for _ in self.out_names]
         for i in range(n):
             ctx = {name: x[i:i + 1] for name, x in zip(self.in_names, xs)}
-            res = self._exec(self.model, ctx)
+            try:
+                res = self._exec(self.model, ctx)
+            except Exception as e:  # noqa: BLE001 (any failure of the graph is the bundle's)
+                raise SimModelError(f"FINN cannot execute {self.path.name}: {_summary(e)}") \
+                    from None
             for j, name in enumerate(self.out_names):
                 per_out[j].append(np.asarray(res[name]))
         outs = [np.concatenate(p).reshape(n, *s.shape_normal[1:])
@@ -186,7 +206,11 @@ class OnnxModel(_IntegerModel):
 
 
 class ReplayModel:
-    """Golden input rows -> golden output rows; any other input is an error."""
+    """Golden input rows -> golden output rows; any other input is an error. It checks
+    nothing (its outputs are the golden file), so it may only drive profiling."""
+
+    label = ("golden replay: answers the golden inputs with the golden outputs; it drives "
+             "profiling only and checks nothing")
 
     def __init__(self, meta: AccelMeta, golden_in: np.ndarray, golden_out: np.ndarray,
                  codec: Codec | None = None) -> None:

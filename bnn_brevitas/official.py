@@ -58,7 +58,6 @@ binary 3×3 convs, PReLU slopes clamped ≥ 0, BN₂ scale clamped ≥ 1e-4, k-b
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

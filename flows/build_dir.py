@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import yaml
 from onnx import AttributeProto, ModelProto, load, numpy_helper
 
-from bnn_brevitas.errors import ToolkitError
+from bnn_brevitas.errors import UserError
 
 from .names import (
     BUILD_LOCATIONS,
@@ -69,11 +69,11 @@ PARTITION_STEP = "create_dataflow_partition"
 _SOURCES_OK: set[str] = set()
 
 
-class BuildPathError(ToolkitError):
+class BuildPathError(UserError):
     """A path inside a build points outside it (or cannot be placed in it)."""
 
 
-class InconsistentBuildError(ToolkitError):
+class InconsistentBuildError(UserError):
     """Files of a build that must hold the same model disagree; the message names them."""
 
 

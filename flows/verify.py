@@ -61,7 +61,7 @@ from bnn_brevitas.checkpoint import load_model as load_torch_model
 from bnn_brevitas.errors import (EXIT_CHECK_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError,
                                  ToolkitError, UnknownNameError, UserError)
 from bnn_brevitas.utils import exception_summary, module_logger, run_cli, setup_logging
-from flows.build_dir import BuildPathError, InconsistentBuildError, check_partition_files
+from flows.build_dir import check_partition_files
 from flows.config import FlowConfig
 from flows.divergence import first_divergence
 from flows.finn_env import load_model
@@ -344,10 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         stages = parse_stages(args.stages)  # refused before anything is built
         check_counts(args.samples, args.seed)
         build = _resolve_build(args)
-        try:
-            report = verify(build, args.samples, stages, args.seed, args.bundle)
-        except (BuildPathError, InconsistentBuildError) as e:  # a build it cannot read
-            raise UserError(str(e)) from e
+        report = verify(build, args.samples, stages, args.seed, args.bundle)
         path = args.report or build / REPORT_DIR / "verify"
         write_report(report, path)
         print(markdown(report))  # noqa: T201 (CLI output)

@@ -34,13 +34,14 @@ from bnn_brevitas.outputs import MARKER, OutputError, atomic_output_dir, check_o
 from bnn_brevitas.utils import module_logger, run_cli, setup_logging, sha256_file
 from flows.boards import get_board
 from hw.driver.errors import BundleError, DriverError
+from hw.driver.manifest import MANIFEST_NAME
 from hw.driver.meta import META_NAME, load_meta
 
 log = module_logger(__spec__, __name__)
 DRIVER_SRC = Path(__file__).resolve().parent / "driver"
 LAYOUT = {"bitfile": "accel.bit", "hwh": "accel.hwh", "golden_input": "golden/input.npy",
           "golden_output": "golden/output.npy", "hw_onnx": "hw_model.onnx"}
-MANIFEST = "MANIFEST.json"
+MANIFEST = MANIFEST_NAME  # the name the driver checks (hw/driver/manifest.py)
 #: the owner named in a bundle's ownership marker, and the files that mark a bundle written
 #: before the marker existed (``bnn_brevitas.outputs``)
 OUTPUT_TOOL = "hw.package"
@@ -107,7 +108,7 @@ The driver needs only numpy and pynq (matplotlib optional, for the profile plots
 ## Off-board (emulator; every number is labelled `sim`, never hardware)
 
 ```bash
-python -m hw.driver verify --bundle . --sim
+python -m hw.driver verify --bundle . --sim   # runs hw_model.onnx; refused without it
 python -m hw.driver profile --bundle . --sim --latency-runs 200 -o profile-sim
 ```
 """

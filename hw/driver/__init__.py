@@ -6,7 +6,9 @@
 * :mod:`.packing` packs/unpacks in FINN's bit order with numpy only;
 * :class:`.accel.FinnAccelerator` drives the accelerator through the real pynq API;
 * :mod:`.profile` measures throughput, latency, host breakdown, clocks and power;
-* :mod:`.sim` emulates the board off-board (imports pynq, and FINN for the ONNX model).
+* :mod:`.sim` emulates the board off-board (imports pynq, and FINN for the ONNX model);
+* :mod:`.finn_compat` writes FINN's ``settings.json`` for a bundle and reads FINN's deploy
+  folders (``settings.json`` / ``driver.py``, by ``ast``, never executed).
 
 Nothing here imports ``bnn_brevitas`` or ``flows``; pynq and matplotlib are imported lazily,
 so packing and reports work on any host. CLI: ``python -m hw.driver --help``.

@@ -22,8 +22,9 @@ import numpy as np
 
 from .accel import FinnAccelerator
 from .errors import BundleError, InputError, MissingToolError
+from .finn_compat import open_finn_meta
 from .manifest import check_manifest, check_used
-from .meta import AccelMeta, load_meta
+from .meta import META_NAME, AccelMeta, load_meta
 
 log = logging.getLogger(__name__)
 SIM_MODELS = ("auto", "onnx", "replay")
@@ -56,19 +57,21 @@ def _has(meta: AccelMeta, key: str) -> bool:
     return p is not None and p.is_file()
 
 
-def _onnx_model(meta: AccelMeta) -> Any:
+def _onnx_model(meta: AccelMeta, path: Path | None = None) -> Any:
     from .sim import OnnxModel  # lazy: the emulator imports pynq (host-only use)
 
     try:
-        return OnnxModel(meta, meta.path("hw_onnx"))
+        return OnnxModel(meta, path or meta.path("hw_onnx"))
     except ImportError as e:
         raise MissingToolError(f"the emulator's ONNX model needs FINN and qonnx installed: "
                                f"{e}") from None
 
 
-def make_sim_model(meta: AccelMeta, choice: str = "auto", purpose: str = "run") -> Any:
+def make_sim_model(meta: AccelMeta, choice: str = "auto", purpose: str = "run",
+                   hw_onnx: str | Path | None = None) -> Any:
     """The emulator's accelerator model for a bundle opened for ``purpose`` (see the module
-    docstring): ``auto`` is the ONNX model, or for ``profile`` the replay model first."""
+    docstring): ``auto`` is the ONNX model, or for ``profile`` the replay model first.
+    ``hw_onnx`` names the graph when the metadata has none (FINN deploy folders)."""
     if choice not in SIM_MODELS:
         raise BundleError(f"unknown sim model {choice!r}; valid: {', '.join(SIM_MODELS)}")
     if purpose not in PURPOSES:
@@ -82,35 +85,71 @@ def make_sim_model(meta: AccelMeta, choice: str = "auto", purpose: str = "run") 
         from .sim import ReplayModel  # lazy: the emulator imports pynq (host-only use)
 
         return ReplayModel(meta, *load_golden(meta))
+    if choice != "replay" and hw_onnx is not None:
+        if not Path(hw_onnx).is_file():
+            raise InputError(f"--hw-onnx {hw_onnx} not found")
+        return _onnx_model(meta, Path(hw_onnx))
     if choice != "replay" and _has(meta, "hw_onnx"):
         return _onnx_model(meta)
     if purpose == "profile":
         raise BundleError(f"profile --sim with model {choice!r} needs files.hw_onnx (onnx) or "
                           f"golden vectors (replay) in {meta.root}; neither is present")
+    hint = (" (a FINN deploy folder carries none: pass the partition's graph with --hw-onnx)"
+            if "finn" in meta.raw else "")
     raise BundleError(f"{purpose} --sim needs the HW-layer ONNX model (files.hw_onnx), which "
-                      f"{meta.root} does not have; the replay model cannot check anything, so "
-                      "it only drives profile")
+                      f"{meta.root} does not have{hint}; the replay model cannot check "
+                      "anything, so it only drives profile")
 
 
 def open_bundle(bundle: str | Path, *, sim: bool = False, sim_model: str = "auto",
-                purpose: str = "run", **kwargs: Any) -> FinnAccelerator:
+                purpose: str = "run", hw_onnx: str | Path | None = None,
+                **kwargs: Any) -> FinnAccelerator:
     """Check ``bundle`` against its manifest, load its ``accel_meta.json`` and return a ready
     accelerator (board or emulator). ``acc.notes`` says what was checked and which model
-    emulates the accelerator."""
+    emulates the accelerator. A FINN deploy folder (no ``accel_meta.json``) is read through
+    ``finn_compat.py``; ``hw_onnx`` is the graph the emulator runs for it."""
     root = Path(bundle)
     if not root.is_dir():
         raise BundleError(f"bundle folder {root} not found")
-    files = check_manifest(root)
-    meta = load_meta(root)
-    notes = [check_used(root.resolve(), meta, files)]
+    if (root / META_NAME).is_file() or not _looks_finn(root):
+        if hw_onnx is not None:
+            raise BundleError("--hw-onnx is for FINN deploy folders; a bundle or build folder "
+                              "names its HW-layer ONNX in accel_meta.json (files.hw_onnx)")
+        files = check_manifest(root)
+        meta = load_meta(root)
+        notes = [check_used(root.resolve(), meta, files)]
+    else:
+        meta, dep = open_finn_meta(root)
+        acc_clk = meta.raw["finn"].get("accelerator_mhz")
+        where = dep.source.relative_to(root).as_posix()
+        clock = f"clock: PS clock set to {meta.driver_mhz:g} MHz as FINN's driver does"
+        if acc_clk:
+            clock += f" (accelerator clock {acc_clk:g} MHz per settings.json)"
+        head = (f"bundle: {root} is a FINN deploy folder ({dep.kind}, {where}): "
+                "io_shape_dict read, no MANIFEST.json, files not checked")
+        notes = [head, clock]
     if not sim:
         acc = FinnAccelerator.open(meta, **kwargs)
     else:
         from .sim import open_sim  # lazy: the emulator imports pynq; the board path must not
 
-        model = make_sim_model(meta, sim_model, purpose)
+        model = make_sim_model(meta, sim_model, purpose, hw_onnx)
         notes.append(f"emulator model: {type(model).__name__} ({getattr(model, 'label', '')})")
         log.info("%s", notes[-1])
         acc = open_sim(meta, model, **kwargs)
     acc.notes = notes
     return acc
+
+
+def bundle_meta(bundle: str | Path) -> AccelMeta:
+    """The metadata of a bundle, build folder or FINN deploy folder (no manifest check)."""
+    root = Path(bundle)
+    if root.is_dir() and not (root / META_NAME).is_file() and _looks_finn(root):
+        return open_finn_meta(root)[0]
+    return load_meta(root)
+
+
+def _looks_finn(root: Path) -> bool:
+    """Whether ``root`` is a FINN deploy folder (or its ``driver/``) rather than ours."""
+    return any((root / d / f).is_file() for d in ("driver", ".")
+               for f in ("settings.json", "driver.py"))

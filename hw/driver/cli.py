@@ -7,7 +7,9 @@ internal error, 2 bad input (arguments, data, metadata, a bundle that fails its 
 3 a missing tool (pynq, a board, FINN for ``--sim``). No output file is written unless the
 whole command succeeded (files are written atomically, their paths checked first).
 ``--sim`` ``run`` and ``verify`` need the bundle's HW-layer ONNX: the replay model checks
-nothing and only drives ``profile`` (``bundle.py``).
+nothing and only drives ``profile`` (``bundle.py``). ``--bundle`` may also be a FINN deploy
+folder (``driver/settings.json`` or ``driver/driver.py``; ``finn_compat.py``), whose graph
+``--sim`` takes from ``--hw-onnx``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import SIM_MODELS, load_golden, load_npy, open_bundle
+from .bundle import SIM_MODELS, bundle_meta, load_golden, load_npy, open_bundle
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, DriverError, InputError, exit_code
-from .meta import load_meta
 from .profile import packing_throughput, profile
 from .report import atomic_write, check_output, markdown, write_report
 from .tensors import quantize_input
@@ -44,11 +45,15 @@ def _int_list(text: str) -> list[int]:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", required=True, type=Path,
-                   help="folder with accel_meta.json (deploy bundle or build dir)")
+                   help="folder with accel_meta.json (deploy bundle or build dir), or a FINN "
+                        "deploy folder (driver/settings.json or driver/driver.py)")
     p.add_argument("--sim", action="store_true",
                    help="run against the emulator instead of the board (numbers labelled sim)")
     p.add_argument("--sim-model", choices=SIM_MODELS, default="auto",
                    help="emulator model: HW ONNX via FINN, golden replay, or auto")
+    p.add_argument("--hw-onnx", type=Path,
+                   help="FINN deploy folders only: the HW-layer ONNX the emulator runs (FINN's "
+                        "folders carry none)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -81,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("-o", "--out", type=Path, default=Path("profile"),
                       help="report folder (profile.json, profile.md, *.png)")
     bench = sub.add_parser("bench-packing", help="host pack/unpack speed for the bundle's shapes")
-    bench.add_argument("--bundle", required=True, type=Path, help="folder with accel_meta.json")
+    bench.add_argument("--bundle", required=True, type=Path,
+                       help="folder with accel_meta.json (or a FINN deploy folder)")
     bench.add_argument("--batch-sizes", type=_int_list, default=[1, 256, 1024])
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -108,7 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                              f"{labels.dtype} {labels.shape}")
     if args.output is not None:
         check_output(args.output)
-    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model, purpose="run") as acc:
+    with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model, purpose="run",
+                     hw_onnx=args.hw_onnx) as acc:
         if args.batch is not None:
             acc.batch_size = args.batch
         if args.float_input:
@@ -129,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model,
-                     purpose="verify") as acc:
+                     purpose="verify", hw_onnx=args.hw_onnx) as acc:
         gi, go = load_golden(acc.meta)
         out = acc.execute(gi)
         print(_banner(acc))
@@ -147,7 +154,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     check_output(args.out, folder=True)
     with open_bundle(args.bundle, sim=args.sim, sim_model=args.sim_model,
-                     purpose="profile") as acc:
+                     purpose="profile", hw_onnx=args.hw_onnx) as acc:
         print(_banner(acc))
         try:
             golden = load_golden(acc.meta)[0]
@@ -164,7 +171,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_packing(args: argparse.Namespace) -> int:
-    meta = load_meta(args.bundle)
+    meta = bundle_meta(args.bundle)
     rows = packing_throughput(meta, args.batch_sizes, max(args.repeats, 1))
     print(f"host packing for {meta.model}: " + ", ".join(
         f"{s.name} {s.dtype.name} {list(s.shape_normal[1:])}" for s in meta.inputs + meta.outputs))

@@ -175,15 +175,18 @@ class OnnxModel(_IntegerModel):
                                 "rebuild the bundle") from None
         graph_ins = [t.name for t in self.model.graph.input]
         graph_outs = [t.name for t in self.model.graph.output]
-        self.in_names = self._match(graph_ins, [s.name for s in meta.inputs], "input")
-        self.out_names = self._match(graph_outs, [s.name for s in meta.outputs], "output")
+        # FINN deploy folders name no tensors (finn_compat.py): matching by position is expected
+        level = logging.INFO if "finn" in meta.raw else logging.WARNING
+        self.in_names = self._match(graph_ins, [s.name for s in meta.inputs], "input", level)
+        self.out_names = self._match(graph_outs, [s.name for s in meta.outputs], "output", level)
 
     @staticmethod
-    def _match(graph: list[str], meta: list[str], kind: str) -> list[str]:
+    def _match(graph: list[str], meta: list[str], kind: str,
+               level: int = logging.WARNING) -> list[str]:
         if graph == meta or set(meta) <= set(graph):
             return meta
         if len(graph) == len(meta) == 1:
-            log.warning("ONNX %s %r used for metadata %s %r", kind, graph[0], kind, meta[0])
+            log.log(level, "ONNX %s %r used for metadata %s %r", kind, graph[0], kind, meta[0])
             return graph
         raise SimModelError(f"ONNX graph {kind}s {graph} do not match the metadata's {meta}")
 

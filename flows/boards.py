@@ -40,6 +40,10 @@ class Shell:
     #: FINN's shell names its input/output DMA engines ``<prefix><index>``
     idma_prefix: str
     odma_prefix: str
+    #: the PS clock the shell expects on PL0 (``accel_meta.json`` ``clock.driver_mhz``): FINN's
+    #: Zynq shell feeds PL0 into a clocking wizard (MMCM) that makes the design clock, so PL0
+    #: stays at the wizard's reference; None: PL0 is the design clock itself
+    pl_ref_mhz: float | None = None
 
     def idma(self, index: int = 0) -> str:
         return f"{self.idma_prefix}{index}"
@@ -50,7 +54,9 @@ class Shell:
 
 #: FINN's Vivado Zynq shell: the partition between an input and an output IODMA, driven from
 #: the PS (FINN's ``make_pynq_driver`` with ``platform = "zynq-iodma"``)
-VIVADO_ZYNQ = Shell("vivado_zynq", "zynq-iodma", "idma", "odma")
+#: (finn-plus ``transformation/fpgadataflow/templates.py``: ``PL0_REF_CTRL__FREQMHZ {100}``,
+#: then ``clk_wiz_0`` with ``CLKOUT1_REQUESTED_OUT_FREQ $FREQ_MHZ`` clocks the design)
+VIVADO_ZYNQ = Shell("vivado_zynq", "zynq-iodma", "idma", "odma", pl_ref_mhz=100.0)
 
 
 @dataclass(frozen=True)

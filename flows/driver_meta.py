@@ -70,7 +70,9 @@ def write_driver_meta(model: ModelWrapper, cfg: FlowConfig, estimate: dict | Non
     meta = {
         "schema_version": SCHEMA_VERSION, "model": cfg.name, "board": board.name,
         "fpga_part": board.part, "platform": board.shell.driver_platform,
-        "clock": {"synth_mhz": cfg.clock_mhz, "driver_mhz": cfg.clock_mhz},
+        # the driver sets PL0 to what the shell expects there: the clocking wizard's reference
+        "clock": {"synth_mhz": cfg.clock_mhz,
+                  "driver_mhz": board.shell.pl_ref_mhz or cfg.clock_mhz},
         "batch_max": cfg.driver_batch_max,
         "inputs": [_spec(model, gin, first, True, board.shell.idma(0))],
         "outputs": [_spec(model, gout, last, False, board.shell.odma(0))],

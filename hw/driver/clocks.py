@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Set and report the PL clock (``pynq.ps.Clocks.fclk0_mhz``) from the build metadata.
 
-FINN's generated drivers force 100 MHz whatever clock the design closed timing at
-(finn#876); this driver requests the metadata's ``clock.driver_mhz`` and reports both the
+FINN's Zynq shell feeds PL0 into a clocking wizard that makes the design clock, so PL0 must
+stay at the wizard's 100 MHz reference (``accel_meta.json`` then says ``driver_mhz: 100`` and
+``synth_mhz`` is the design clock); a design clocked by PL0 directly has ``driver_mhz`` equal
+to ``synth_mhz`` (FINN's older drivers forced 100 MHz there too, finn#876). This driver
+requests the metadata's ``clock.driver_mhz`` and reports both the
 requested and the read-back value, which is quantised by the PS clock dividers (100 MHz
 reads back as 99.999 on a ZynqMP). pynq picks the *nearest* divider product, which can be
 above the request (200 MHz from a 1500 MHz IOPLL gives 214.28 MHz); since that would clock
@@ -38,9 +41,18 @@ def _clk_wiz_mhz(ip_dict: dict) -> dict[str, float]:
     return out
 
 
+def _limit_mhz(requested_mhz: float, synth_mhz: float) -> float:
+    """The highest PL0 read-back allowed. PL0 *is* the design clock when the metadata asks for
+    the design clock on it (never above ``synth_mhz``); otherwise it is a clocking wizard's
+    reference (FINN's Zynq shell: 100 MHz), which must not exceed the request."""
+    same = abs(float(requested_mhz) - float(synth_mhz)) <= 1e-9 * float(synth_mhz)
+    return float(synth_mhz) if same else float(requested_mhz)
+
+
 def configure_pl_clock(pynq: Any, requested_mhz: float, synth_mhz: float,
                        ip_dict: dict | None = None) -> dict[str, Any]:
-    """Set PL clock 0 to ``requested_mhz`` (never above ``synth_mhz``) and report it.
+    """Set PL clock 0 to ``requested_mhz`` (never above the limit of :func:`_limit_mhz`) and
+    report it.
 
     Returns a dict with ``requested_mhz``, ``read_back_mhz``, ``before_mhz``, ``synth_mhz``,
     ``adjusted`` (request lowered to stay <= synth), ``cpu_mhz``, ``clk_wiz_mhz`` and
@@ -54,11 +66,12 @@ def configure_pl_clock(pynq: Any, requested_mhz: float, synth_mhz: float,
         rep["before_mhz"] = clocks.fclk0_mhz
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            req = min(float(requested_mhz), float(synth_mhz))
+            limit = _limit_mhz(requested_mhz, synth_mhz)
+            req = min(float(requested_mhz), limit)
             clocks.fclk0_mhz = req
             got = clocks.fclk0_mhz
             for _ in range(40):
-                if got <= synth_mhz * (1 + _TOL):
+                if got <= limit * (1 + _TOL):
                     break
                 req *= 0.98
                 clocks.fclk0_mhz = req
@@ -72,7 +85,7 @@ def configure_pl_clock(pynq: Any, requested_mhz: float, synth_mhz: float,
         return rep
     if rep["adjusted"]:
         log.warning("PL clock: requested %.3f MHz, set %.3f MHz (nearest divider at or below "
-                    "the %.3f MHz the design closed timing at)", requested_mhz, got, synth_mhz)
+                    "%.3f MHz)", requested_mhz, got, limit)
     else:
         log.info("PL clock: requested %.3f MHz, read back %.3f MHz", requested_mhz, got)
     return rep

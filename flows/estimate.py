@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """FINN's analytical estimates of a folded dataflow graph, as a report.
 
-Everything here is an **estimate** (FINN's per-layer cycle and resource models), not a
-synthesis or hardware measurement; the report says so in its header.
+Everything here is an **estimate** (each layer's own cycle and resource model: FINN's for its
+layers, the units' for the project's RTL units, whose LUT models are fitted to Yosys), not a
+synthesis or hardware measurement; the report says so in its header. It runs on the graph after
+``hw_codegen``, so the layers are the ones built; folding estimates the same graph in advance
+(``flows.folding.as_built``).
 
 * per layer: op type, PE/SIMD, expected cycles per frame, LUT, BRAM18, URAM, DSP;
 * totals and percentage of the board; FPS = f_clk / max cycles; latency = FINN's pessimistic

@@ -25,7 +25,6 @@ from .names import FINN_TMP, FOLDING, REPORT_DIR, is_hw_node
 from .steps import Step
 from .stitch import apply_fifo_depths, non_rtl_layers, size_fifos
 from .tools import find_verilator
-from .transforms.rtl_swap import rtl_swaps
 from .transforms.xnor_acc import FixXnorAccumulator
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ def step_hw_codegen(model: ModelWrapper, cfg: FlowConfig) -> ModelWrapper:
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 
     prepare_finn(cfg.out_dir / FINN_TMP)
-    for swap in rtl_swaps(cfg.binary_mvau == "rtl", cfg.project_rtl):
+    for swap in folding.rtl_swaps_for(cfg):
         model = model.transform(swap)
     prepare = PrepareIP(cfg.board_info.part, cfg.clk_ns)
     model = model.transform(prepare)

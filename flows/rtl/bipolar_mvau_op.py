@@ -21,7 +21,7 @@ from qonnx.core.datatype import DataType
 from bnn_brevitas.errors import ToolkitError
 
 from . import bipolar_mvau as bm
-from .unit import RTLUnit, wrapper_verilog
+from .unit import WeightRomUnit, wrapper_verilog
 
 #: LUT cost model, least-squares fit to Yosys 0.70 ``synth_xilinx -family xcup`` counts of the
 #: unit at the first six of ``flows.rtl.synth.BIPOLAR_POINTS`` (``python -m flows.rtl.synth
@@ -37,7 +37,7 @@ LUT_PER_CMP_BIT = 2.27
 LUT_PER_REG_BIT = 1.50
 
 
-class BipolarMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
+class BipolarMVAU_rtl(WeightRomUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
     """MVAU with ±1 weights and integer activations of any width, in project-owned RTL."""
 
     MODULE = bm.MODULE
@@ -97,21 +97,14 @@ class BipolarMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl
 
     # -- estimates ------------------------------------------------------------------------
     def lut_estimation(self, fpgapart=None) -> int:
-        """Adder trees (PE gated ones and the shared input sum), the weight ROM when it stays
-        in logic (at most 128 words, as FINN's ``bram_estimation`` assumes), threshold
-        comparators, accumulators and the input buffer; coefficients fitted to Yosys (see the
-        constants above). Approximate: Vivado's counts differ from Yosys's."""
+        """Adder trees (PE gated ones and the shared input sum), the weight ROM when it is in
+        logic (:meth:`~flows.rtl.unit.WeightRomUnit.weight_rom`), threshold comparators,
+        accumulators and the input buffer; coefficients fitted to Yosys (see the constants
+        above). Approximate: Vivado's counts differ from Yosys's."""
         s = self.rtl_shape()
-        words = s.nf * s.sf
-        rom_bits = s.pe * s.simd * words if words <= 128 else 0
+        rom_bits = self.weight_rom_logic_bits()
         luts = (LUT_PER_TREE_BIT * (s.pe + 1) * s.simd * s.in_bits
                 + LUT_PER_ROM_64BITS * rom_bits / 64
                 + LUT_PER_CMP_BIT * s.pe * s.n_thres * s.acc_bits
                 + LUT_PER_REG_BIT * (s.pe * s.acc_bits + (s.simd * s.in_bits if s.nf > 1 else 0)))
         return int(math.ceil(luts))
-
-    def bram_estimation(self, fpgapart=None) -> int:
-        """FINN's MVAU estimate (1-bit weights once the swap has annotated them BIPOLAR):
-        embedded weights go to block RAM beyond 128 words. Never URAM (it has no power-up
-        contents), and no DSPs: for those two the zero estimates of :class:`RTLUnit` hold."""
-        return MVAU.bram_estimation(self, fpgapart)

@@ -18,10 +18,33 @@ import numpy as np
 
 HDL_DIR = Path(__file__).parent / "hdl"
 
+#: RAMB18 shapes (depth, width) a read-only memory can take (UG573, simple dual port); a
+#: RAMB36 counts as two
+RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+#: with ``ram_style`` auto, a weight ROM of at most this many words stays in logic (LUTs), a
+#: deeper one goes to block RAM: the assumption of FINN's MVAU estimate, and what Yosys does
+LOGIC_ROM_WORDS = 128
+
 
 def pad8(bits: int) -> int:
     """A stream width padded to whole bytes, as FINN pads AXI-stream ports."""
     return (bits + 7) // 8 * 8
+
+
+def rom_in_logic(words: int, ram_style: str) -> bool:
+    """Whether a unit's weight ROM of ``words`` words is built from LUTs rather than block RAM,
+    as the unit's ``(* ram_style *)`` attribute tells synthesis: "distributed" in logic,
+    "block" in BRAM, "auto" in logic up to :data:`LOGIC_ROM_WORDS` words. ("ultra" does not
+    occur: URAM has no power-up contents, so the swaps turn it into "block".)"""
+    if ram_style == "distributed":
+        return True
+    return ram_style == "auto" and words <= LOGIC_ROM_WORDS
+
+
+def rom_bram18(words: int, width: int) -> int:
+    """RAMB18s for a ``words`` × ``width`` ROM: the cheapest single shape of
+    :data:`RAMB18_SHAPES` tiled over depth and width."""
+    return min(-(-words // d) * -(-width // w) for d, w in RAMB18_SHAPES)
 
 
 def stream_order(value: np.ndarray, channels: int, pe: int, k: int) -> np.ndarray:
@@ -32,11 +55,25 @@ def stream_order(value: np.ndarray, channels: int, pe: int, k: int) -> np.ndarra
     return value.reshape(*lead, k, channels // pe, pe).swapaxes(-3, -2).reshape(value.shape)
 
 
+def clock_reset_ports(streams) -> str:
+    """The wrapper's ``ap_clk`` and ``ap_rst_n`` declarations with the IP-integrator attributes
+    FINN's own RTL wrappers carry: the clock associated with every AXI stream of ``streams``
+    (``in0_V`` …) and with the reset, the reset active-low. Vivado associates a module
+    reference's AXI interfaces with a clock only through them (UG994), so without them the
+    stitched design's streams have no clock (``flows/vivado_dryrun.py`` checks it)."""
+    return ('  (* X_INTERFACE_INFO = "xilinx.com:signal:clock:1.0 ap_clk CLK" *)\n'
+            f'  (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF {":".join(streams)}, '
+            'ASSOCIATED_RESET ap_rst_n" *)\n'
+            '  input ap_clk,\n'
+            '  (* X_INTERFACE_PARAMETER = "POLARITY ACTIVE_LOW" *)\n'
+            '  input ap_rst_n')
+
+
 def wrapper_verilog(top: str, module: str, params: dict[str, str],
                     ins: dict[str, int], outs: dict[str, int], origin: str) -> str:
     """A module ``top`` with AXI-stream ports ``ins``/``outs`` (name → width) that instantiates
     ``module`` with ``params`` and the same port names."""
-    ports = ["  input ap_clk, input ap_rst_n"]
+    ports = [clock_reset_ports([*ins, *outs])]
     ports += [f"  input [{w}-1:0] {p}_TDATA, input {p}_TVALID, output {p}_TREADY"
               for p, w in ins.items()]
     ports += [f"  output [{w}-1:0] {p}_TDATA, output {p}_TVALID, input {p}_TREADY"
@@ -110,10 +147,17 @@ class RTLUnit:
         shutil.copy(HDL_DIR / self.source_name, gen / self.source_name)
         (gen / f"{self.onnx_node.name}.v").write_text(wrapper)
         self.set_nodeattr("gen_top_module", self.onnx_node.name)
+        # the IP of an RTL layer is its sources, as FINN's RTL ops record it: CreateStitchedIP
+        # and MakeZYNQProject require both attributes to name the folder
+        self.set_nodeattr("ipgen_path", str(gen))
+        self.set_nodeattr("ip_path", str(gen))
 
     def get_rtl_file_list(self, abspath=False):
+        # the wrapper is named after the node as generated (gen_top_module): FINN renames the
+        # nodes of a kernel partition (ZynqBuild) but keeps their generated code
         gen = Path(self.get_nodeattr("code_gen_dir_ipgen")) if abspath else Path()
-        return [gen / self.source_name, gen / f"{self.onnx_node.name}.v"]
+        top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
+        return [gen / self.source_name, gen / f"{top}.v"]
 
     def code_generation_ipi(self):
         """Vivado IP integrator: add the sources and instantiate the wrapper as a module."""
@@ -121,3 +165,28 @@ class RTLUnit:
         cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')}"
                    f" {self.onnx_node.name}")
         return cmd
+
+
+class WeightRomUnit(RTLUnit):
+    """Mixin for the MVAU units (``hdl/bnn_xnor_mvau.sv``, ``hdl/bnn_bipolar_mvau.sv``): 1-bit
+    weights embedded in one ROM of NF·SF words of PE·SIMD bits (``wmem``: every PE's SIMD
+    weights of a step side by side; FINN's MVAU memory layout), read once per cycle. The ROM
+    sits in LUTs or block RAM as :func:`rom_in_logic` says, never in URAM, so the unit's BRAM
+    estimate is the ROM's and its URAM/DSP estimates are :class:`RTLUnit`'s zeros. The op
+    provides ``rtl_shape()`` (with ``pe``, ``simd``, ``nf``, ``sf``)."""
+
+    def weight_rom(self) -> tuple[int, int, bool]:
+        """The weight ROM's words, its width in bits and whether it is in logic."""
+        s = self.rtl_shape()
+        words = s.nf * s.sf
+        return words, s.pe * s.simd, rom_in_logic(words, self.get_nodeattr("ram_style"))
+
+    def weight_rom_logic_bits(self) -> int:
+        """Bits of weight ROM built from LUTs (0 when it is in block RAM)."""
+        words, width, in_logic = self.weight_rom()
+        return words * width if in_logic else 0
+
+    def bram_estimation(self, fpgapart=None) -> int:
+        """RAMB18s of the weight ROM when it is in block RAM (:func:`rom_bram18`), else 0."""
+        words, width, in_logic = self.weight_rom()
+        return 0 if in_logic else rom_bram18(words, width)

@@ -23,7 +23,7 @@ from qonnx.core.datatype import DataType
 from bnn_brevitas.errors import ToolkitError
 
 from . import xnor_mvau as xm
-from .unit import RTLUnit, wrapper_verilog
+from .unit import WeightRomUnit, wrapper_verilog
 
 #: LUT cost model, least-squares fit to Yosys ``synth_xilinx -family xcup`` counts of the unit at
 #: six folding points (``python -m flows.rtl.synth``; docs/RESULTS.md, "RTL XNOR MVAU"): LUTs per
@@ -35,7 +35,7 @@ LUT_PER_CMP_BIT = 1.64
 LUT_PER_REG_BIT = 1.75
 
 
-class XnorMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
+class XnorMVAU_rtl(WeightRomUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl naming)
     """Binary MVAU (binaryXnorMode, BINARY inputs and weights) in project-owned RTL."""
 
     MODULE = xm.MODULE
@@ -93,20 +93,13 @@ class XnorMVAU_rtl(RTLUnit, MVAU, RTLBackend):  # noqa: N801 (FINN's <Op>_rtl na
 
     # -- estimates ------------------------------------------------------------------------
     def lut_estimation(self, fpgapart=None) -> int:
-        """XNOR + popcount per PE, the weight ROM when it stays in logic (at most 128 words, as
-        FINN's ``bram_estimation`` assumes), threshold comparators, accumulators and the input
-        buffer; coefficients fitted to Yosys (see the constants above)."""
+        """XNOR + popcount per PE, the weight ROM when it is in logic
+        (:meth:`~flows.rtl.unit.WeightRomUnit.weight_rom`), threshold comparators, accumulators
+        and the input buffer; coefficients fitted to Yosys (see the constants above)."""
         s = self.rtl_shape()
         cb = xm.count_bits(s.mw)
-        words = s.nf * s.sf
-        rom_bits = s.pe * s.simd * words if words <= 128 else 0
+        rom_bits = self.weight_rom_logic_bits()
         luts = (LUT_PER_XNOR_BIT * s.pe * s.simd + LUT_PER_ROM_64BITS * rom_bits / 64
                 + LUT_PER_CMP_BIT * s.pe * s.n_thres * cb
                 + LUT_PER_REG_BIT * (s.pe * cb + (s.simd if s.nf > 1 else 0)))
         return int(math.ceil(luts))
-
-    def bram_estimation(self, fpgapart=None) -> int:
-        """FINN's MVAU estimate: embedded weights go to block RAM beyond 128 words. They never
-        use URAM (it has no power-up contents), and the unit has no DSPs: for those two the
-        zero estimates of :class:`RTLUnit` hold."""
-        return MVAU.bram_estimation(self, fpgapart)

@@ -50,6 +50,26 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+#: FINN's HLS MVAU needs SIMD ≥ MW / this (``MVAU_hls`` code generation asserts it)
+HLS_MVAU_MAX_SIMD_FOLD = 1024
+
+
+def hls_simd_floor(model: ModelWrapper) -> ModelWrapper:
+    """Raise an ``MVAU_hls``'s SIMD to the smallest divisor of MW that is ≥ MW / 1024, the HLS
+    template's limit (FINN's SetFolding leaves SIMD 1 for a layer it cannot fold further)."""
+    for node in model.graph.node:
+        if not node.op_type.startswith("MVAU_hls"):
+            continue
+        inst = getCustomOp(node)
+        mw = int(inst.get_nodeattr("MW"))
+        if inst.get_nodeattr("SIMD") * HLS_MVAU_MAX_SIMD_FOLD < mw:
+            simd = next(d for d in _divisors(mw) if d * HLS_MVAU_MAX_SIMD_FOLD >= mw)
+            log.info("%s: SIMD %d → %d (HLS MVAU needs SIMD ≥ MW/%d, MW %d)", node.name,
+                     inst.get_nodeattr("SIMD"), simd, HLS_MVAU_MAX_SIMD_FOLD, mw)
+            inst.set_nodeattr("SIMD", simd)
+    return model
+
+
 def fold_extra(model: ModelWrapper, cycles: int) -> ModelWrapper:
     """Smallest PE (a divisor of the channels) meeting ``cycles`` for :data:`EXTRA_PE_OPS`."""
     for node in model.graph.node:
@@ -200,7 +220,7 @@ def fold_for_cycles(model: ModelWrapper, cycles: int, cfg: FlowConfig,
 
     cycles = max(int(cycles), 1)
     model = model.transform(SetFolding(cycles, mvau_wwidth_max=1024, two_pass_relaxation=True))
-    return set_memory_styles(fold_extra(model, cycles), cfg, stream_units)
+    return set_memory_styles(hls_simd_floor(fold_extra(model, cycles)), cfg, stream_units)
 
 
 def max_cycles(model: ModelWrapper) -> tuple[int, str]:

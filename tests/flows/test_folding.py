@@ -93,3 +93,15 @@ def test_unit_rom_bram_model(words, width, bram18):
     assert rom_bram18(words, width) == bram18
     assert not rom_in_logic(words, "auto") and rom_in_logic(words, "distributed")
     assert rom_in_logic(128, "auto") and not rom_in_logic(128, "block")
+
+
+@pytest.mark.parametrize("mw, simd, want", [(4608, 1, 6), (2048, 1, 2), (1024, 1, 1),
+                                            (4608, 9, 9)])
+def test_hls_mvau_simd_floor(mw, simd, want):
+    """FINN's HLS MVAU asserts SIMD ≥ MW / 1024 at code generation; the folding raises SIMD to
+    the smallest divisor of MW that satisfies it (BNext-T's 4 608-wide convs stopped there)."""
+    from flows.folding import hls_simd_floor
+
+    model = _xnor_mvau(mw, 8, simd=simd)
+    hls_simd_floor(model)
+    assert getCustomOp(model.graph.node[0]).get_nodeattr("SIMD") == want

@@ -52,6 +52,9 @@ estimate: install  ## FINN flow without Xilinx tools: HW layers, folding, code, 
 build-bitstream: install  ## estimate, then HLS/Vivado to a bitfile; stops (exit 3) naming a missing tool
 	$(PY) -m hw.bitstream $(SOURCE) --board $(BOARD) -o $(BUILD) $(ARGS)
 
+vivado-dry-run: install  ## FINN's Vivado hand-off, scripts written and checked; the Xilinx tools do not run
+	$(PY) -m hw.bitstream $(SOURCE) --board $(BOARD) -o $(BUILD) --vivado-dry-run $(ARGS)
+
 # The whole loop on the built-in default: train → export → compile (as far as the installed
 # tools go: without Vivado, build-bitstream stops with exit code 3 after everything else) → verify.
 ALL_RUN := runs/$(MODEL)-all-$(shell date +%Y%m%d-%H%M%S)

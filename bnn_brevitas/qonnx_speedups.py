@@ -16,9 +16,12 @@ O(nodes²) and, for initialisers, O(nodes × weights):
 * ``InferShapes.apply`` — every custom op asks for its input's ValueInfo (a scan) while it is
   swapped for a standard op; ``FoldQuantWeights`` and ``RemoveIdentityOps`` run it per node;
 * ``InferDataTypes.apply`` — two datatype queries per node, each a scan of every quantization
-  annotation; ``MinimizeAccumulatorWidth`` and ``RoundAndClipThresholds`` run it once per node.
+  annotation; ``MinimizeAccumulatorWidth`` and ``RoundAndClipThresholds`` run it once per node;
+* ``PartitionFromLambda.apply`` (FINN's ``CreateDataflowPartition``) — its cycle check walks
+  every path back from the partition's inputs, exponential in the forks and joins of a
+  residual graph (:func:`partition_from_lambda_apply` visits each node once).
 
-:func:`install` replaces the first three and the last two with versions that index the graph once per call and
+:func:`install` replaces the first three and the last three with versions that index the graph once per call and
 give the same answer (the same result, the same ValueInfos added, the same node order, the
 same assertion on duplicate ValueInfos); a test compares them with qonnx's own on real graphs.
 ``InferShapes`` indexes the ValueInfos while the custom ops are swapped (which adds none), and
@@ -197,8 +200,105 @@ def infer_datatypes_apply(self, model) -> tuple[Any, bool]:
         del model.get_tensor_datatype, model.set_tensor_datatype
 
 
+def partition_from_lambda_apply(self, model) -> tuple[Any, bool]:
+    """``PartitionFromLambda.apply`` (qonnx 1.0.0, same partitions, same files, same node
+    order) with its cycle check visiting each node once. qonnx's check walks back from the
+    partition's inputs without remembering what it visited, so every *path* is walked: on a
+    graph with many stream forks and joins (the 44 residual fork/joins of bnext_nano_hw) that is
+    4·10⁸ visits, each a scan of the graph, when FINN's ``ZynqBuild`` separates the IODMAs from
+    the accelerator — the Vivado build would never get to Vivado. The partition's entry and
+    exit tensors are also looked up in indexes instead of by scans."""
+    import copy
+    import pathlib
+    import tempfile
+
+    from onnx import helper  # lazy: onnx is imported only by install()
+
+    original_nodes = list(model.graph.node)
+    partition_ids = set(map(self.partitioning, original_nodes))
+    partition_ids.discard(-1)
+    if self.partition_dir is None:
+        self.partition_dir = tempfile.mkdtemp(prefix="partitioning_")
+    else:
+        pathlib.Path(self.partition_dir).mkdir(parents=True, exist_ok=True)
+    for partition_id in partition_ids:
+        all_nodes = list(model.graph.node)
+        in_part = [self.partitioning(x) == partition_id for x in all_nodes]
+        partition_nodes = [n for n, inside in zip(all_nodes, in_part) if inside]
+        non_partition_nodes = [n for n, inside in zip(all_nodes, in_part) if not inside]
+        producer: dict[str, int] = {}
+        consumers: dict[str, list[int]] = {}
+        for idx, n in enumerate(all_nodes):
+            for o in n.output:
+                producer.setdefault(o, idx)  # find_producer: the first producing node
+            for i in n.input:
+                consumers.setdefault(i, []).append(idx)
+        p_model = copy.deepcopy(model)
+        non_p_model = model
+        for node_to_remove in non_partition_nodes:
+            p_model.graph.node.remove(node_to_remove)
+        inits = {x.name for x in p_model.graph.initializer}
+        graph_outputs = {x.name for x in model.graph.output}
+        p_produced = {o for n in partition_nodes for o in n.output}
+        p_in: list[str] = []
+        p_out: list[str] = []
+        p_start_ind = 0
+        for node, orig in zip(p_model.graph.node, partition_nodes):
+            for in_tensor in node.input:
+                if in_tensor not in inits and in_tensor not in p_produced:
+                    if in_tensor not in p_in:
+                        p_in.append(in_tensor)
+                    if p_start_ind == 0:
+                        p_start_ind = all_nodes.index(orig)
+            for out_tensor in node.output:
+                # a top-level output, or one with a consumer outside the partition
+                leaves = out_tensor in graph_outputs or any(
+                    not in_part[c] for c in consumers.get(out_tensor, []))
+                if leaves and out_tensor not in p_out:
+                    p_out.append(out_tensor)
+        p_in_vi = [p_model.get_tensor_valueinfo(x) for x in p_in]
+        p_out_vi = [p_model.get_tensor_valueinfo(x) for x in p_out]
+        # legal (no cycle): nothing the partition's inputs depend on lies inside it
+        to_check = [producer[x] for x in p_in if x in producer]
+        seen = set(to_check)
+        while to_check:
+            idx = to_check.pop()
+            assert not in_part[idx], "cycle-free graph violated: partition depends on itself"
+            for i in all_nodes[idx].input:
+                pred = producer.get(i)
+                if pred is not None and pred not in seen:
+                    seen.add(pred)
+                    to_check.append(pred)
+        while len(p_model.graph.input) > 0:
+            p_model.graph.input.pop()
+        for i in p_in_vi:
+            p_model.graph.input.append(i)
+        while len(p_model.graph.output) > 0:
+            p_model.graph.output.pop()
+        for o in p_out_vi:
+            p_model.graph.output.append(o)
+        for i in p_in_vi:
+            if i in p_model.graph.value_info:
+                p_model.graph.value_info.remove(i)
+        for o in p_out_vi:
+            if o in p_model.graph.value_info:
+                p_model.graph.value_info.remove(o)
+        p_model_filename = self.partition_dir + "/partition_" + str(partition_id) + ".onnx"
+        p_model.cleanup()
+        p_model.save(p_model_filename)
+        p_node = helper.make_node("GenericPartition", p_in, p_out,
+                                  name="GenericPartition_" + str(partition_id),
+                                  model=p_model_filename, domain="qonnx.custom_op.general")
+        non_p_model.graph.node.insert(p_start_ind, p_node)
+        for node_to_remove in partition_nodes:
+            non_p_model.graph.node.remove(node_to_remove)
+        model = non_p_model
+    return (model, False)
+
+
 def _targets() -> dict[str, tuple[Any, str, Any]]:
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.create_generic_partitions import PartitionFromLambda
     from qonnx.transformation.general import GiveUniqueParameterTensors, SortGraph
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
@@ -211,6 +311,7 @@ def _targets() -> dict[str, tuple[Any, str, Any]]:
             (GiveUniqueParameterTensors, "apply", give_unique_parameter_tensors_apply),
         "InferDataTypes.apply": (InferDataTypes, "apply", infer_datatypes_apply),
         "InferShapes.apply": (InferShapes, "apply", infer_shapes_apply),
+        "PartitionFromLambda.apply": (PartitionFromLambda, "apply", partition_from_lambda_apply),
     }
 
 

@@ -27,13 +27,16 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      "directory", ("flows.finn_env", "flows.build_dir")),
     ("graph rewrites", "qonnx Transformations", ("flows.transforms", "flows.transforms.*")),
     ("analyses and simulators", "folding, FIFOs, estimates, driver metadata, divergence, "
-     "per-layer and whole-design RTL simulation, Yosys synthesis",
+     "per-layer and whole-design RTL simulation, Yosys synthesis, HDL and Tcl checkers",
      ("flows.folding", "flows.fifos", "flows.estimate", "flows.driver_meta", "flows.divergence",
-      "flows.rtlsim", "flows.rtlsim_*", "flows.stitch", "flows.rtl.synth")),
+      "flows.rtlsim", "flows.rtlsim_*", "flows.stitch", "flows.rtl.synth", "flows.hdl_scan",
+      "flows.tcl_check")),
     ("steps", "step_<verb>(model, cfg) -> model", ("flows.steps", "flows.hw_steps")),
     ("runner", "the step table, resume, fingerprint, CLI", ("flows.pipeline",)),
     ("verify", "bit-exact verification, stage by stage", ("flows.verify",
                                                           "flows.verify_stages")),
+    ("Vivado hand-off", "the Vivado dry run: FINN's Vivado-side code up to each tool launch, "
+     "its scripts checked", ("flows.vivado_dryrun",)),
 )
 
 

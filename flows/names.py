@@ -58,6 +58,9 @@ FOLDING = "folding.json"
 #: ``META_NAME`` is tested to equal this) and the golden vectors
 ACCEL_META = "accel_meta.json"
 GOLDEN_DIR = "golden"
+#: the Vivado dry run's folder (``flows.vivado_dryrun``): the scripts FINN would hand to
+#: Vivado / Vitis HLS, and the report of their checks
+VIVADO_DRY_RUN = "vivado_dry_run"
 
 
 def intermediate_file(out_dir: str | Path, index: int, step: str) -> Path:

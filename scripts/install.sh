@@ -29,7 +29,20 @@ install_dataset() {
   fi
 }
 
+install_tcl() {
+  # Debian's tclsh, for the Vivado dry run's Tcl checks (flows/tcl_check.py). Never fatal.
+  command -v tclsh >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[install] apt-get install tcl"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcl) \
+      || echo "[install] NOTE: could not install tcl; the Vivado dry run's Tcl checks will skip"
+  else
+    echo "[install] NOTE: no tclsh: apt-get install tcl for the Vivado dry run's Tcl checks"
+  fi
+}
+
 install_dataset
+install_tcl
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "[install] $VENV is up to date"

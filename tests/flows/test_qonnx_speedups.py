@@ -126,3 +126,48 @@ def test_install_is_idempotent_and_reversible(qonnx_original):
     assert qonnx_speedups.original("SortGraph.apply") is orig
     qonnx_speedups.uninstall()
     assert SortGraph.apply is orig
+
+
+def diamond_chain(n: int) -> ModelWrapper:
+    """``n`` residual blocks (fork → Relu → Add with the skip), then a Neg: 2ⁿ paths back."""
+    nodes, x = [], "x"
+    for i in range(n):
+        nodes += [helper.make_node("Relu", [x], [f"r{i}"], name=f"Relu_{i}"),
+                  helper.make_node("Add", [x, f"r{i}"], [f"a{i}"], name=f"Add_{i}")]
+        x = f"a{i}"
+    nodes.append(helper.make_node("Neg", [x], ["y"], name="Neg_0"))
+    return make_model(nodes, [("x", (1, 4))], [("y", (1, 4))])
+
+
+def test_partition_from_lambda_matches_qonnx_and_is_linear(tmp_path):
+    """Same parent graph and partition files as qonnx's; 40 fork/joins (2⁴⁰ paths for qonnx's
+    cycle check) partition at once; a partition that depends on itself is still refused."""
+    import time
+
+    from qonnx.transformation.create_generic_partitions import PartitionFromLambda
+
+    def split(m, where):
+        def part(node):  # first and last node alone, the rest together
+            if node.op_type == "GenericPartition":
+                return -1  # qonnx's contract
+            return 0 if node.name == "Relu_0" else 2 if node.name == "Neg_0" else 1
+        res = PartitionFromLambda(part, str(tmp_path / where)).apply(m)[0]
+        return [onnx.load(tmp_path / where / f"partition_{i}.onnx").SerializeToString()
+                for i in range(3)] + [res.model.graph.SerializeToString()]
+
+    outs = []
+    for fast_on, where in ((False, "qonx"), (True, "fast")):  # same length: same bytes
+        (qonnx_speedups.install if fast_on else qonnx_speedups.uninstall)()
+        m = diamond_chain(4)
+        random.seed(0)
+        outs.append(split(m, where))
+    qonnx_speedups.install()
+    norm = [[b.replace(str(tmp_path / w).encode(), b"DIR") for b in o]
+            for o, w in zip(outs, ("qonx", "fast"))]
+    assert norm[0] == norm[1]
+    t = time.monotonic()
+    split(diamond_chain(40), "big")
+    assert time.monotonic() - t < 30
+    with pytest.raises(AssertionError, match="partition depends on itself"):
+        PartitionFromLambda(lambda n: 0 if n.name in ("Relu_0", "Neg_0") else -1,
+                            str(tmp_path / "cyc")).apply(diamond_chain(2))

@@ -22,7 +22,7 @@ from torch import nn
 
 from .errors import ToolkitError, UserError
 from .models import create_model, get_spec
-from .utils import module_logger, setup_logging, sha256_file
+from .utils import module_logger, run_cli, setup_logging, sha256_file
 
 log = module_logger(__spec__, __name__)
 
@@ -167,15 +167,15 @@ def main(argv: list[str] | None = None) -> int:
                                  description=publish.__doc__)
     ap.add_argument("run", help="training run directory or its checkpoint.pt")
     ap.add_argument("-o", "--out", required=True, type=Path, help="weights-only checkpoint to write")
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    setup_logging()
-    try:
+    setup_logging(args.verbose)
+
+    def body() -> None:
         digest = publish(args.run, args.out)
-    except UserError as e:
-        log.error("%s", e)
-        return 2
-    log.info("%s  %s", digest, args.out)
-    return 0
+        log.info("%s  %s", digest, args.out)
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import logging
 import re
 import shutil
 import subprocess
@@ -35,12 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from bnn_brevitas.errors import MissingToolError, ToolkitError
+from bnn_brevitas.outputs import atomic_write_file, check_output_file
+from bnn_brevitas.utils import module_logger, run_cli, setup_logging
 from flows.names import HLS_DOMAIN, RTL_DOMAIN
 from flows.rtl import bipolar_mvau as bm
 from flows.rtl import xnor_mvau as xm
 from flows.rtl.registry import register_custom_ops
 
-log = logging.getLogger(__name__)
+log = module_logger(__spec__, __name__)
 
 PART = "xczu7ev-ffvc1156-2-e"  # the ZCU104's part, for FINN's estimates
 DEFAULT_POINTS = [(64, 64, 1, 64, 0), (64, 64, 4, 64, 0), (64, 64, 8, 32, 1),
@@ -317,17 +318,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ram-style", default="match", help="weight memory: auto|block|distributed"
                     "|match (default: what FINN's estimate assumes, see matched_ram_style)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per point")
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    require_yosys()
-    points = args.points or (BIPOLAR_POINTS if args.unit == "bipolar" else DEFAULT_POINTS)
-    output = args.output or Path(f"build/synth/{args.unit}_mvau.json")
-    workroot = args.workdir or output.parent / "work"
-    rows = [_synth_point(args.unit, p, workroot, args) for p in points]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(rows, indent=1) + "\n")
-    log.info("wrote %s", output)
-    return 0
+    setup_logging(args.verbose)
+
+    def body() -> None:
+        require_yosys()  # exit 3 naming how to install it
+        points = args.points or (BIPOLAR_POINTS if args.unit == "bipolar" else DEFAULT_POINTS)
+        output = args.output or Path(f"build/synth/{args.unit}_mvau.json")
+        check_output_file(output)  # before any synthesis runs
+        workroot = args.workdir or output.parent / "work"
+        rows = [_synth_point(args.unit, p, workroot, args) for p in points]
+        atomic_write_file(output, json.dumps(rows, indent=1) + "\n")
+        log.info("wrote %s", output)
+
+    return run_cli(log, args.verbose, body)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..errors import ConfigError
+from ..fast_train import enable_fast_train
 from ..models import create_model, resolve_config
 from . import loaders, report, resume, selection
 from .augment import build_augment, resolve_augment
@@ -141,7 +142,10 @@ def _build_model(cfg: TrainConfig, device: torch.device, ckpt: dict[str, Any] | 
         load_quant_stats_state(model, ckpt["extra"]["train_state"]["quant_stats"])
     if not cfg.quantize:
         disable_quantization(model)
-    return model.to(device)
+    model = model.to(device)
+    if cfg.fast_train:  # same values and gradients as Brevitas' forward, in training mode only
+        enable_fast_train(model, cfg.fast_kernels)
+    return model
 
 
 def _build_session(cfg: TrainConfig, ctx: DistContext, data: DataBundle, run_dir: Path,

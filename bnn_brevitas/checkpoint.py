@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from torch import nn
 
 from .errors import ToolkitError, UserError
 from .models import create_model, get_spec
+from .outputs import atomic_write_file
 from .utils import module_logger, run_cli, setup_logging, sha256_file
 
 log = module_logger(__spec__, __name__)
@@ -47,17 +46,9 @@ def config_dict_of(cfg: Any) -> dict[str, Any]:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` all or nothing (``outputs.atomic_write_file``: a temporary sibling, then
+    a rename over ``path``)."""
+    atomic_write_file(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> None:

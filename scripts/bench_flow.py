@@ -24,22 +24,13 @@ import sys
 import time
 from pathlib import Path
 
+from bnn_brevitas.speed import cpu_model
+
 CHILD = ("import sys, runpy\n"
          "if sys.argv[1] == 'baseline':\n"
          "    import bnn_brevitas.qonnx_speedups as q; q.disable()\n"
          "sys.argv = ['flows.pipeline'] + sys.argv[2:]\n"
          "runpy.run_module('flows.pipeline', run_name='__main__')\n")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_variant(variant: str, source: list[str], out: Path, extra: list[str]) -> dict:
